@@ -1,0 +1,35 @@
+"""The account-lookup-service admin API (port 4001): which oracle serves which party id type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import HTTPResponse, Request, Sanic
+
+from miniloop.api.common import json_body, new_app, reply
+from miniloop.services.oracles import Oracles
+
+
+def als_admin_app(oracles: Oracles, health: dict[str, Any]) -> Sanic:
+    app = new_app("miniloop_als_admin", health)
+
+    @app.get("/oracles")
+    async def list_oracles(request: Request) -> HTTPResponse:
+        return reply(await oracles.list(request.args.get("type"), request.args.get("currency")))
+
+    @app.post("/oracles")
+    async def create_oracle(request: Request) -> HTTPResponse:
+        await oracles.create(json_body(request))
+        return reply(None, 201)
+
+    @app.put("/oracles/<oracle_id:int>")
+    async def update_oracle(request: Request, oracle_id: int) -> HTTPResponse:
+        await oracles.update(oracle_id, json_body(request))
+        return reply(None, 204)
+
+    @app.delete("/oracles/<oracle_id:int>")
+    async def delete_oracle(request: Request, oracle_id: int) -> HTTPResponse:
+        await oracles.delete(oracle_id)
+        return reply(None, 204)
+
+    return app

@@ -1,0 +1,190 @@
+"""Wiring one hub: settings -> data directory -> ports -> NATS -> ledger -> services -> HTTP servers.
+
+`Hub.start` does it in an order that leaves nothing half-started: the data directory is locked
+and every port is bound before any child process starts, so a port in use or a second hub on the
+same directory is refused before anything needs undoing; if a later step fails, what was started
+is stopped again. `Hub.stop` undoes it in reverse: stop taking requests, finish the ledger's
+queued writes, publish the last events, stop nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sanic import Sanic
+
+from miniloop import hubfile, seed
+from miniloop.api.admin import admin_app
+from miniloop.api.als_admin import als_admin_app
+from miniloop.api.common import new_app, new_health
+from miniloop.api.fspiop import fspiop_app
+from miniloop.api.settlement import settlement_app
+from miniloop.bus.events import EventBus
+from miniloop.bus.nats_server import NatsServer
+from miniloop.config import Settings
+from miniloop.errors import StartupError
+from miniloop.ledger import Ledger
+from miniloop.services.oracles import Oracles
+from miniloop.services.participants import Participants
+from miniloop.services.settlement import SettlementWindows
+from miniloop.services.settlement_models import SettlementModels
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FILE = "hub.json"  # written when ready: pid and URLs, for tools and tests
+LOCK_FILE = "miniloop.lock"
+PORT_FLAGS = {"fspiop": "--fspiop-port", "admin": "--admin-port", "settlement": "--settlement-port",
+              "als_admin": "--als-admin-port", "sim": "--sim-port"}
+TITLES = {"fspiop": "FSPIOP API", "admin": "Admin API (central-ledger)", "settlement": "Settlement API v2",
+          "als_admin": "ALS admin API (oracles)", "sim": "Simulated DFSPs"}
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    urls: dict[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    bus: EventBus | None = None
+    ledger: Ledger | None = None
+    _lock: Any = None
+    _sockets: dict[str, socket.socket] = field(default_factory=dict)
+    _servers: list[Any] = field(default_factory=list)
+    seeded: bool = False
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
+        data_dir = self._prepare_data_dir(settings.data_dir)
+        self._sockets = {name: _bind(settings.host, port, name) for name, port in settings.ports().items()}
+        shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        self.urls = {
+            name: f"http://{shown_host}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
+            for name, sock in self._sockets.items()
+        }
+        nats_url = settings.nats_url
+        if nats_url is None:
+            self.nats = NatsServer(data_dir / "nats")
+            nats_url = await self.nats.start()
+        self.urls["nats"] = nats_url
+        self.bus = await EventBus.connect(nats_url)
+        self.ledger = await Ledger.open(data_dir, publish=self.bus.publish_batch)
+
+        participants = Participants(self.ledger, settings.hub_name, self.urls["admin"])
+        services = seed.Services(participants, SettlementModels(self.ledger), Oracles(self.ledger))
+        if hub is not None and await seed.is_fresh(participants):
+            await seed.seed(hub, services, sim_base_url=self.urls["sim"], oracle_url=f"{self.urls['als_admin']}/oracle")
+            self.seeded = True
+
+        health = new_health()
+        apps: dict[str, Sanic] = {
+            "fspiop": fspiop_app(health),
+            "admin": admin_app(participants, services.models, health),
+            "settlement": settlement_app(SettlementWindows(self.ledger), health),
+            "als_admin": als_admin_app(services.oracles, health),
+            "sim": new_app("miniloop_sim", health),
+        }
+        for name, app in apps.items():
+            server = await app.create_server(sock=self._sockets[name], return_asyncio_server=True)
+            assert server is not None
+            await server.startup()
+            await server.before_start()
+            await server.start_serving()
+            await server.after_start()
+            self._servers.append(server)
+        self._write_runtime_file(data_dir)
+
+    def _prepare_data_dir(self, data_dir: Path) -> Path:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            probe = data_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StartupError(
+                f"data directory {data_dir} is not writable ({exc.strerror}): choose another with --data-dir"
+            ) from None
+        self._lock = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the hub's lifetime
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            self._lock = None
+            raise StartupError(
+                f"another miniloop is already running on {data_dir}: stop it, or use another --data-dir"
+            ) from None
+        return data_dir
+
+    def _write_runtime_file(self, data_dir: Path) -> None:
+        info = {"pid": os.getpid(), "urls": self.urls, "seeded": self.seeded}
+        tmp = data_dir / (RUNTIME_FILE + ".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(data_dir / RUNTIME_FILE)
+
+    async def stop(self) -> None:
+        """Stop in reverse order; safe to call on a hub that started only partly."""
+        with suppress(FileNotFoundError):
+            (self.settings.data_dir / RUNTIME_FILE).unlink()
+        for server in reversed(self._servers):
+            with suppress(Exception):
+                await server.before_stop()
+                await server.close()
+                await server.after_stop()
+        self._servers.clear()
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+        if self.ledger is not None:
+            await self.ledger.close()
+            self.ledger = None
+        if self.bus is not None:
+            await self.bus.close()
+            self.bus = None
+        if self.nats is not None:
+            await self.nats.stop()
+            self.nats = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def wait_for_failure(self) -> None:
+        """Returns only if a supervised part gives up (nats-server keeps crashing)."""
+        if self.nats is None:
+            await asyncio.Event().wait()
+        else:
+            await self.nats.on_give_up.wait()
+
+
+def _bind(host: str, port: int, name: str) -> socket.socket:
+    """Reserve a port before anything starts; a port in use is one clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} ({TITLES[name]}) is already in use on {host}: stop what uses it, "
+                f"or choose another with {PORT_FLAGS[name]}"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port} for the {TITLES[name]}: {exc.strerror}") from None
+    sock.set_inheritable(False)
+    return sock

@@ -1,0 +1,1 @@
+"""Messaging: the embedded nats-server, the subject scheme, and publishing hub events."""

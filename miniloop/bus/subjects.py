@@ -1,0 +1,48 @@
+"""The NATS subjects miniloop publishes on, in one place.
+
+Every state change the hub makes is published after it is committed to the ledger, on
+
+    ml.event.<entity>.<key>.<what happened>
+
+so that `nats sub 'ml.event.>'` shows everything, `ml.event.participant.greenbank.>` one DFSP,
+and `ml.event.transfer.*.COMMITTED` every commit. Keys are names and ids that are valid subject
+tokens (participant names are alphanumeric; ids are UUIDs or numbers). Party identifiers may hold
+dots (e-mail addresses), so party events put the identifier in the body, not the subject.
+
+The body of every event is JSON: {"type": "<entity>.<what>", "at": "<ISO time>", ...fields}.
+docs/events.md lists them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ml.event"
+ALL = f"{PREFIX}.>"
+STREAM = "MINILOOP_EVENTS"  # the JetStream stream that keeps recent events for late readers
+
+
+def participant(name: str, what: str) -> str:
+    return f"{PREFIX}.participant.{name}.{what}"
+
+
+def transfer(transfer_id: str, state: str) -> str:
+    return f"{PREFIX}.transfer.{transfer_id}.{state}"
+
+
+def settlement_window(window_id: int, state: str) -> str:
+    return f"{PREFIX}.settlementWindow.{window_id}.{state}"
+
+
+def settlement_model(name: str, what: str) -> str:
+    return f"{PREFIX}.settlementModel.{name}.{what}"
+
+
+def oracle(oracle_id: int, what: str) -> str:
+    return f"{PREFIX}.oracle.{oracle_id}.{what}"
+
+
+def party(party_id_type: str, what: str) -> str:
+    return f"{PREFIX}.party.{party_id_type}.{what}"
+
+
+def hub(what: str) -> str:
+    return f"{PREFIX}.hub.{what}"

@@ -1,0 +1,1 @@
+"""The FSPIOP contract in our own code: error codes, media types, bodies. No I/O here."""

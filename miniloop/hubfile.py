@@ -1,0 +1,105 @@
+"""The hub file: a TOML description of a ready hub (currency, settlement model, DFSPs, customers).
+
+`miniloop up` seeds a fresh data directory from it through the same service code as the Admin API
+(miniloop.seed). Without --hub-file the demo hub shipped in miniloop/data/demo-hub.toml is used.
+docs/hub-file.md describes every field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from miniloop.errors import ConfigError
+
+
+class Customer(msgspec.Struct, forbid_unknown_fields=True):
+    """A party the DFSP serves, registered in the built-in oracle."""
+
+    id: str
+    name: str
+    id_type: str = "MSISDN"
+    balance: str = "0"
+
+
+class Dfsp(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    description: str = ""
+    kind: Literal["wallet", "bank", "merchant-bank", "agent-network"] = "wallet"
+    currency: str | None = None  # default: the hub's first currency
+    net_debit_cap: str = "10000"
+    funds_in: str = "10000"
+    # where this DFSP's FSPIOP callbacks go; omitted: the built-in simulated DFSP
+    callback_url: str | None = None
+    customers: list[Customer] = []
+
+
+class SettlementModel(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = "DEFERREDNET"
+    granularity: Literal["GROSS", "NET"] = "NET"
+    interchange: Literal["BILATERAL", "MULTILATERAL"] = "MULTILATERAL"
+    delay: Literal["IMMEDIATE", "DEFERRED"] = "DEFERRED"
+    currency: str | None = None  # default: every hub currency gets the model
+    require_liquidity_check: bool = True
+    auto_position_reset: bool = True
+
+
+class HubFile(msgspec.Struct, forbid_unknown_fields=True):
+    currencies: list[str]
+    settlement_models: list[SettlementModel] = msgspec.field(default_factory=lambda: [SettlementModel()])
+    dfsps: list[Dfsp] = []
+
+
+DEMO = "demo-hub.toml"
+
+
+def load(path: Path | None) -> HubFile:
+    """Read and check a hub file; any problem is one ConfigError naming the file and the fix."""
+    if path is None:
+        text = resources.files("miniloop.data").joinpath(DEMO).read_text(encoding="utf-8")
+        where = f"the built-in {DEMO}"
+    else:
+        where = f"hub file {path}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{where} does not exist; give an existing file to --hub-file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where} cannot be read: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    try:
+        hub = msgspec.convert(raw, HubFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_readable(str(exc))}") from None
+    _check(hub, where)
+    return hub
+
+
+def _readable(message: str) -> str:
+    """msgspec says `... - at `$.dfsps[0].name``; say it as a TOML reader would look for it."""
+    return message.replace("`$.", "`").replace("`$`", "the top level")
+
+
+def _check(hub: HubFile, where: str) -> None:
+    if not hub.currencies:
+        raise ConfigError(f"{where}: `currencies` must name at least one currency, e.g. currencies = [\"USD\"]")
+    names = [d.name for d in hub.dfsps]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: DFSP {duplicates[0]!r} is defined twice; DFSP names must be unique")
+    for dfsp in hub.dfsps:
+        if dfsp.currency is not None and dfsp.currency not in hub.currencies:
+            raise ConfigError(
+                f"{where}: DFSP {dfsp.name!r} uses {dfsp.currency}, which is not in `currencies`"
+            )
+    ids = [(c.id_type, c.id) for d in hub.dfsps for c in d.customers]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ConfigError(f"{where}: customer {twice[0][0]} {twice[0][1]} belongs to two DFSPs")

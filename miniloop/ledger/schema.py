@@ -1,0 +1,191 @@
+"""The ledger's schema, as an ordered list of migrations.
+
+`PRAGMA user_version` records how many migrations a database has had. Opening a data directory
+applies the missing ones in one transaction each, so a fresh directory and one written by an older
+miniloop both come up; a database written by a newer miniloop is refused rather than guessed at.
+
+The tables follow central-ledger's data model where users can see it (participant,
+participantCurrency = an account, participantPosition and its append-only change history,
+participantLimit, participantEndpoint, settlementModel, settlementWindow, transfer and its state
+changes), with snake_case names. Every amount is an INTEGER count of 1/10,000 units (see
+miniloop.money). Every time is ISO 8601 UTC text with milliseconds.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: participants, their accounts and positions, limits, endpoints, settlement models, windows
+    """
+    CREATE TABLE currency (
+        code TEXT PRIMARY KEY,
+        created_date TEXT NOT NULL
+    );
+    CREATE TABLE ledger_account_type (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT,
+        is_active INTEGER NOT NULL DEFAULT 1,
+        is_settleable INTEGER NOT NULL DEFAULT 0,
+        created_date TEXT NOT NULL
+    );
+    INSERT INTO ledger_account_type (id, name, description, is_active, is_settleable, created_date) VALUES
+        (1, 'POSITION', 'Typical accounts from which a DFSP provisions transfers', 1, 1, '1970-01-01T00:00:00.000Z'),
+        (2, 'SETTLEMENT', 'Reflects the individual DFSP Settlement Accounts as held at the Settlement Bank', 1, 0, '1970-01-01T00:00:00.000Z'),
+        (3, 'HUB_RECONCILIATION', 'The Hub counterparty of funds moved in and out of DFSP settlement accounts', 1, 0, '1970-01-01T00:00:00.000Z'),
+        (4, 'HUB_MULTILATERAL_SETTLEMENT', 'The Hub counterparty of multilateral net settlement', 1, 0, '1970-01-01T00:00:00.000Z'),
+        (5, 'INTERCHANGE_FEE', NULL, 1, 1, '1970-01-01T00:00:00.000Z'),
+        (6, 'INTERCHANGE_FEE_SETTLEMENT', NULL, 1, 0, '1970-01-01T00:00:00.000Z');
+
+    CREATE TABLE participant (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        is_active INTEGER NOT NULL DEFAULT 1,
+        is_proxy INTEGER NOT NULL DEFAULT 0,
+        created_date TEXT NOT NULL,
+        created_by TEXT NOT NULL DEFAULT 'miniloop'
+    );
+    INSERT INTO participant (id, name, is_active, is_proxy, created_date, created_by)
+        VALUES (1, 'Hub', 1, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'seeds');
+
+    -- central-ledger calls an account a participantCurrency
+    CREATE TABLE account (
+        id INTEGER PRIMARY KEY,
+        participant_id INTEGER NOT NULL REFERENCES participant(id),
+        currency TEXT NOT NULL,
+        ledger_account_type_id INTEGER NOT NULL REFERENCES ledger_account_type(id),
+        is_active INTEGER NOT NULL DEFAULT 0,
+        created_date TEXT NOT NULL,
+        UNIQUE (participant_id, currency, ledger_account_type_id)
+    );
+    CREATE TABLE position (
+        account_id INTEGER PRIMARY KEY REFERENCES account(id),
+        value INTEGER NOT NULL DEFAULT 0,
+        reserved_value INTEGER NOT NULL DEFAULT 0,
+        changed_date TEXT NOT NULL
+    );
+    -- append-only: one row per change, with the value after it
+    CREATE TABLE position_change (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES account(id),
+        transfer_id TEXT,
+        change INTEGER NOT NULL,
+        value INTEGER NOT NULL,
+        reserved_value INTEGER NOT NULL DEFAULT 0,
+        created_date TEXT NOT NULL
+    );
+    CREATE INDEX position_change_account ON position_change(account_id, id);
+    CREATE INDEX position_change_transfer ON position_change(transfer_id);
+
+    CREATE TABLE participant_limit (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL UNIQUE REFERENCES account(id),
+        limit_type TEXT NOT NULL DEFAULT 'NET_DEBIT_CAP',
+        value INTEGER NOT NULL,
+        threshold_alarm_percentage INTEGER NOT NULL DEFAULT 10,
+        changed_date TEXT NOT NULL
+    );
+    CREATE TABLE participant_endpoint (
+        participant_id INTEGER NOT NULL REFERENCES participant(id),
+        endpoint_type TEXT NOT NULL,
+        value TEXT NOT NULL,
+        changed_date TEXT NOT NULL,
+        PRIMARY KEY (participant_id, endpoint_type)
+    );
+
+    CREATE TABLE settlement_model (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        settlement_granularity TEXT NOT NULL,
+        settlement_interchange TEXT NOT NULL,
+        settlement_delay TEXT NOT NULL,
+        currency TEXT,
+        require_liquidity_check INTEGER NOT NULL,
+        ledger_account_type_id INTEGER NOT NULL REFERENCES ledger_account_type(id),
+        settlement_account_type_id INTEGER NOT NULL REFERENCES ledger_account_type(id),
+        auto_position_reset INTEGER NOT NULL,
+        is_active INTEGER NOT NULL DEFAULT 1,
+        created_date TEXT NOT NULL
+    );
+
+    CREATE TABLE settlement_window (
+        id INTEGER PRIMARY KEY,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_date TEXT NOT NULL,
+        changed_date TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX one_open_window ON settlement_window(state) WHERE state = 'OPEN';
+    CREATE TABLE settlement_window_state_change (
+        id INTEGER PRIMARY KEY,
+        settlement_window_id INTEGER NOT NULL REFERENCES settlement_window(id),
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_date TEXT NOT NULL
+    );
+    INSERT INTO settlement_window (id, state, reason, created_date, changed_date)
+        VALUES (1, 'OPEN', 'initial window', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+    INSERT INTO settlement_window_state_change (settlement_window_id, state, reason, created_date)
+        VALUES (1, 'OPEN', 'initial window', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+    """,
+    # 2: transfers (funds in and out now; FSPIOP transfers build on the same tables)
+    """
+    CREATE TABLE transfer (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,               -- FUNDS_IN, FUNDS_OUT, FSPIOP, SETTLEMENT
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        state TEXT NOT NULL,              -- central-ledger's internal state
+        external_reference TEXT,
+        reason TEXT,
+        expires_at TEXT,
+        settlement_window_id INTEGER REFERENCES settlement_window(id),
+        created_date TEXT NOT NULL,
+        completed_date TEXT
+    );
+    CREATE INDEX transfer_state ON transfer(state);
+    -- the accounts a transfer moves money between; amount > 0 is a debit, < 0 a credit
+    CREATE TABLE transfer_participant (
+        id INTEGER PRIMARY KEY,
+        transfer_id TEXT NOT NULL REFERENCES transfer(id),
+        account_id INTEGER NOT NULL REFERENCES account(id),
+        role TEXT NOT NULL,
+        ledger_entry_type TEXT NOT NULL,
+        amount INTEGER NOT NULL
+    );
+    CREATE INDEX transfer_participant_transfer ON transfer_participant(transfer_id);
+    -- append-only history of every state a transfer went through
+    CREATE TABLE transfer_state_change (
+        id INTEGER PRIMARY KEY,
+        transfer_id TEXT NOT NULL REFERENCES transfer(id),
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_date TEXT NOT NULL
+    );
+    CREATE INDEX transfer_state_change_transfer ON transfer_state_change(transfer_id, id);
+    """,
+    # 3: account lookup: the oracles registered through the ALS admin API and the built-in oracle
+    """
+    CREATE TABLE oracle (
+        id INTEGER PRIMARY KEY,
+        oracle_id_type TEXT NOT NULL,
+        endpoint_value TEXT NOT NULL,
+        endpoint_type TEXT NOT NULL DEFAULT 'URL',
+        currency TEXT,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        is_active INTEGER NOT NULL DEFAULT 1,
+        created_date TEXT NOT NULL
+    );
+    CREATE TABLE party (
+        party_id_type TEXT NOT NULL,
+        party_identifier TEXT NOT NULL,
+        party_sub_id TEXT NOT NULL DEFAULT '',
+        currency TEXT NOT NULL DEFAULT '',
+        fsp_id TEXT NOT NULL,
+        created_date TEXT NOT NULL,
+        PRIMARY KEY (party_id_type, party_identifier, party_sub_id, currency)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

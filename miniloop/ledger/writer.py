@@ -1,0 +1,157 @@
+"""The one writer: every change to the ledger goes through here, in batches.
+
+Why one writer: SQLite allows one writing transaction at a time anyway, positions and Net Debit
+Caps stay exact without locks when one thread applies changes in arrival order, and group commit
+(many commands in one `BEGIN IMMEDIATE ... COMMIT`) is where the throughput comes from.
+
+Callers `await writer.run(command, *args)`. A command is a plain function `command(tx, *args)`
+that runs in the writer's thread with a `Tx`; it reads and writes with `tx.conn` and may call
+`tx.emit(subject, event)`. Each command runs inside its own SAVEPOINT, so one that raises rolls
+back alone and its exception reaches its caller, while the rest of the batch commits. Events are
+handed to the publisher only after the batch is committed: nothing is announced that a crash
+could take back. The caller's future resolves after the commit, so a 202 sent after `run`
+returns is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_BOUND = 10_000  # commands waiting; callers wait for room beyond this
+BATCH_MAX = 256  # commands in one transaction
+
+
+def utc_now() -> str:
+    """The current time as central-ledger writes it: ISO 8601, milliseconds, Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Tx:
+    """What a command gets: the connection inside an open transaction, and an event sink."""
+
+    conn: sqlite3.Connection
+    now: str
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def emit(self, subject: str, event: dict[str, Any]) -> None:
+        """Publish `event` on `subject` once the transaction has committed."""
+        self.events.append((subject, event))
+
+
+Publisher = Callable[[list[tuple[str, dict[str, Any]]]], None]
+
+
+@dataclass
+class _Command:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+
+
+class Writer:
+    """Owns the write connection and its thread; applies queued commands in batches."""
+
+    def __init__(self, conn: sqlite3.Connection, publish: Publisher | None = None) -> None:
+        self._conn = conn
+        self._publish = publish
+        self._queue: asyncio.Queue[_Command | None] = asyncio.Queue(QUEUE_BOUND)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.commands = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="ledger-writer")
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Apply `fn(tx, *args)` in the writer; return its result once committed."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the ledger writer is not running")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Command(fn, args, future))
+        return await future
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the thread and close the connection."""
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < BATCH_MAX and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            try:
+                outcomes, events = await loop.run_in_executor(self._thread, self._apply, batch)
+            except BaseException as exc:  # the whole transaction failed (disk full, I/O error)
+                log.error("ledger batch of %d failed: %s", len(batch), exc)
+                for command in batch:
+                    if not command.future.done():
+                        command.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.commands += len(batch)
+            for command, (ok, value) in zip(batch, outcomes):
+                if command.future.done():  # the caller went away (cancelled)
+                    continue
+                if ok:
+                    command.future.set_result(value)
+                else:
+                    command.future.set_exception(value)
+            if events and self._publish is not None:
+                try:
+                    self._publish(events)
+                except Exception:  # events are a view of the ledger; never fail a write for them
+                    log.exception("publishing ledger events failed")
+
+    def _apply(self, batch: list[_Command]) -> tuple[list[tuple[bool, Any]], list[Any]]:
+        """Runs in the writer thread: one transaction, one savepoint per command."""
+        assert threading.current_thread().name.startswith("ledger-writer")
+        conn = self._conn
+        outcomes: list[tuple[bool, Any]] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for command in batch:
+                tx = Tx(conn, utc_now())
+                conn.execute("SAVEPOINT command")
+                try:
+                    value = command.fn(tx, *command.args)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO command")
+                    conn.execute("RELEASE command")
+                    outcomes.append((False, exc))
+                    continue
+                conn.execute("RELEASE command")
+                outcomes.append((True, value))
+                events.extend(tx.events)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes, events

@@ -1,0 +1,1 @@
+"""Simulated DFSPs and the mobile wallet simulator: ordinary FSPIOP clients of the switch."""
