@@ -60,6 +60,7 @@ class Hub:
     _sockets: dict[str, socket.socket] = field(default_factory=dict)
     _servers: list[Any] = field(default_factory=list)
     seeded: bool = False
+    _wrote_runtime_file: bool = False
 
     async def start(self) -> None:
         try:
@@ -71,8 +72,8 @@ class Hub:
     async def _start(self) -> None:
         settings = self.settings
         hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
-        data_dir = self._prepare_data_dir(settings.data_dir)
         self._sockets = {name: _bind(settings.host, port, name) for name, port in settings.ports().items()}
+        data_dir = self._prepare_data_dir(settings.data_dir)
         shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         self.urls = {
             name: f"http://{shown_host}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
@@ -136,11 +137,13 @@ class Hub:
         tmp = data_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(data_dir / RUNTIME_FILE)
+        self._wrote_runtime_file = True
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call on a hub that started only partly."""
-        with suppress(FileNotFoundError):
-            (self.settings.data_dir / RUNTIME_FILE).unlink()
+        if self._wrote_runtime_file:  # never another hub's file
+            with suppress(FileNotFoundError):
+                (self.settings.data_dir / RUNTIME_FILE).unlink()
         for server in reversed(self._servers):
             with suppress(Exception):
                 await server.before_stop()
