@@ -33,6 +33,7 @@ from miniloop.bus.events import EventBus
 from miniloop.bus.nats_server import NatsServer
 from miniloop.config import Settings
 from miniloop.errors import StartupError
+from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Ledger
 from miniloop.services.oracles import Oracles
 from miniloop.services.participants import Participants
@@ -74,7 +75,9 @@ class Hub:
         hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
         self._sockets = {name: _bind(settings.host, port, name) for name, port in settings.ports().items()}
         data_dir = self._prepare_data_dir(settings.data_dir)
-        shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        shown_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
+            settings.host, f"[{settings.host}]" if ":" in settings.host else settings.host
+        )
         self.urls = {
             name: f"http://{shown_host}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
             for name, sock in self._sockets.items()
@@ -87,13 +90,20 @@ class Hub:
         self.bus = await EventBus.connect(nats_url)
         self.ledger = await Ledger.open(data_dir, publish=self.bus.publish_batch)
 
-        participants = Participants(self.ledger, settings.hub_name, self.urls["admin"])
+        participants = Participants(self.ledger, "Hub", self.urls["admin"])
         services = seed.Services(participants, SettlementModels(self.ledger), Oracles(self.ledger))
         if hub is not None and await seed.is_fresh(participants):
-            await seed.seed(hub, services, sim_base_url=self.urls["sim"], oracle_url=f"{self.urls['als_admin']}/oracle")
+            try:
+                await seed.seed(hub, services, sim_base_url=self.urls["sim"],
+                                oracle_url=f"{self.urls['als_admin']}/oracle")
+            except FspiopError as exc:
+                raise StartupError(
+                    f"seeding from {settings.hub_file or 'the demo hub file'} failed: {exc.description}; "
+                    "fix the file, then `miniloop reset` and start again"
+                ) from None
             self.seeded = True
 
-        health = new_health()
+        health = new_health(self._health_checks)
         apps: dict[str, Sanic] = {
             "fspiop": fspiop_app(health),
             "admin": admin_app(participants, services.models, health),
@@ -138,6 +148,15 @@ class Hub:
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(data_dir / RUNTIME_FILE)
         self._wrote_runtime_file = True
+
+    def _health_checks(self) -> list[dict[str, str]]:
+        """What /health reports: the ledger writer running, the NATS connection up."""
+        writer_ok = self.ledger is not None and self.ledger.writer.running
+        broker_ok = self.bus is not None and self.bus.client.is_connected
+        return [
+            {"name": "datastore", "status": "OK" if writer_ok else "DOWN"},
+            {"name": "broker", "status": "OK" if broker_ok else "DOWN"},
+        ]
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call on a hub that started only partly."""

@@ -21,6 +21,17 @@ from miniloop.errors import MiniloopError
 EXIT_USER_ERROR = 2
 
 
+def port(text: str) -> int:
+    """argparse type: a TCP port, 0 meaning "any free port"."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{number} is not a port number (0-65535)")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="miniloop",
@@ -40,10 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-url", help="use this NATS server instead of starting one")
     for name, default in (("fspiop", 3000), ("admin", 3001), ("settlement", 3007), ("als-admin", 4001),
                           ("sim", 3090)):
-        up.add_argument(f"--{name}-port", type=int, metavar="PORT", help=f"default {default}; 0 picks a free port")
+        up.add_argument(f"--{name}-port", type=port, metavar="PORT", help=f"default {default}; 0 picks a free port")
     up.add_argument("--config", type=Path, help="settings file (TOML); default: $MINILOOP_CONFIG or "
                     f"{config.user_config_file()} if it exists")
-    up.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    up.add_argument("--log-level", choices=config.LOG_LEVELS)
 
     reset = commands.add_parser("reset", help="delete a hub's data (asks first)",
                                 description="Delete the data directory of a hub: ledger, NATS store, everything.")
@@ -98,7 +109,12 @@ async def _serve(hub: Any) -> int:
         loop.add_signal_handler(sig, stop.set)
     await hub.start()
     try:
-        what = "empty hub" if hub.settings.empty else ("demo hub, seeded now" if hub.seeded else "hub")
+        if hub.settings.empty and not hub.seeded:
+            what = "empty hub"
+        elif hub.seeded:
+            what = f"seeded now from {hub.settings.hub_file or 'the demo hub file'}"
+        else:
+            what = f"the hub in {hub.settings.data_dir}"
         print(f"miniloop {__version__} is up ({what})")
         for name, url in hub.urls.items():
             title = TITLES.get(name, "NATS (events on ml.event.>)")

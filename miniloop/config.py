@@ -17,6 +17,7 @@ from typing import Any
 from miniloop.errors import ConfigError
 
 ENV_PREFIX = "MINILOOP_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def user_data_dir() -> Path:
@@ -29,8 +30,9 @@ def user_data_dir() -> Path:
 
 
 def user_config_file() -> Path:
-    if sys.platform == "darwin" or os.name == "nt":
-        return user_data_dir() / "config.toml"
+    """Kept out of the data directory, so `miniloop reset` never deletes it."""
+    if os.name == "nt":
+        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "miniloop" / "config.toml"
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "miniloop" / "config.toml"
 
 
@@ -49,7 +51,6 @@ class Settings:
     settlement_port: int = 3007  # central-settlement, base path /v2
     als_admin_port: int = 4001  # account-lookup-service admin API (/oracles)
     sim_port: int = 3090  # the simulated DFSPs' own FSPIOP endpoints
-    hub_name: str = "Hub"
     log_level: str = "warning"
 
     def ports(self) -> dict[str, int]:
@@ -87,9 +88,16 @@ def _convert(name: str, value: Any, origin: str) -> Any:
             raise ValueError
         if "Path" in str(kind):
             return Path(str(value)).expanduser()
+        if name == "log_level":
+            if str(value).lower() not in LOG_LEVELS:
+                raise ValueError
+            return str(value).lower()
         return str(value)
     except ValueError:
-        expected = "a port number (0-65535)" if "int" in str(kind) else "true or false"
+        expected = {"int": "a port number (0-65535)", "bool": "true or false"}.get(
+            "int" if "int" in str(kind) else "bool" if "bool" in str(kind) else "",
+            "one of " + ", ".join(LOG_LEVELS),
+        )
         raise ConfigError(f"{origin}: {name} must be {expected}, not {value!r}") from None
 
 

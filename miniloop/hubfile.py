@@ -15,6 +15,10 @@ from typing import Literal
 import msgspec
 
 from miniloop.errors import ConfigError
+from miniloop.fspiop.errors import FspiopError
+from miniloop.services import inputs
+from miniloop.services.oracles import PARTY_ID_TYPES
+from miniloop.services.settlement_models import VALID_COMBINATIONS
 
 
 class Customer(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,8 +92,29 @@ def _readable(message: str) -> str:
 
 
 def _check(hub: HubFile, where: str) -> None:
+    """Everything seeding would refuse, found before anything is written."""
     if not hub.currencies:
         raise ConfigError(f"{where}: `currencies` must name at least one currency, e.g. currencies = [\"USD\"]")
+    try:
+        for currency in hub.currencies:
+            inputs.currency(currency, "currencies")
+        for model in hub.settlement_models:
+            inputs.participant_name(model.name)
+            if (model.delay, model.granularity, model.interchange) not in VALID_COMBINATIONS:
+                raise inputs.malformed(
+                    f"settlement model {model.name}: {model.delay}/{model.granularity}/{model.interchange} "
+                    "is not a valid combination"
+                )
+        for dfsp in hub.dfsps:
+            inputs.participant_name(dfsp.name)
+            inputs.amount(dfsp.net_debit_cap, f"dfsps.{dfsp.name}.net_debit_cap")
+            inputs.amount(dfsp.funds_in, f"dfsps.{dfsp.name}.funds_in")
+            for customer in dfsp.customers:
+                inputs.one_of(customer.id_type, f"dfsps.{dfsp.name}.customers.id_type", PARTY_ID_TYPES)
+                inputs.text(customer.id, f"dfsps.{dfsp.name}.customers.id", max_length=128)
+                inputs.amount(customer.balance, f"dfsps.{dfsp.name}.customers.balance")
+    except FspiopError as exc:
+        raise ConfigError(f"{where}: {exc.description.removeprefix('Malformed syntax - ')}") from None
     names = [d.name for d in hub.dfsps]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -9,6 +9,7 @@ POST to the Admin API.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass
 
 from miniloop.fspiop import endpoints
@@ -65,10 +66,11 @@ async def seed(hub: HubFile, services: Services, *, sim_base_url: str, oracle_ur
             a for a in await participants.accounts(dfsp.name)
             if a["ledgerAccountType"] == "SETTLEMENT" and a["currency"] == currency
         )
-        await participants.move_funds(dfsp.name, settlement["id"], {
-            "transferId": str(uuid.uuid4()), "externalReference": "demo hub seed",
-            "action": "recordFundsIn", "reason": "initial funds of the demo hub",
-            "amount": {"amount": dfsp.funds_in, "currency": currency},
-        })
+        if Decimal(dfsp.funds_in) > 0:
+            await participants.move_funds(dfsp.name, settlement["id"], {
+                "transferId": str(uuid.uuid4()), "externalReference": "hub file",
+                "action": "recordFundsIn", "reason": "initial funds from the hub file",
+                "amount": {"amount": dfsp.funds_in, "currency": currency},
+            })
         for customer in dfsp.customers:
             await services.oracles.register_party(customer.id_type, customer.id, dfsp.name)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from sanic import HTTPResponse, Request, Sanic
+from sanic.response import empty
 from sanic.exceptions import MethodNotAllowed, NotFound, PayloadTooLarge, SanicException
 
 from miniloop import __version__
@@ -32,7 +34,7 @@ _decode = msgspec.json.Decoder().decode
 def reply(data: Any = None, status: int = 200) -> HTTPResponse:
     """A JSON answer; no body at all when `data` is None (201/202/204 as Mojaloop sends them)."""
     if data is None:
-        return HTTPResponse(status=status)
+        return empty(status)
     return HTTPResponse(_encode(data), status=status, content_type="application/json")
 
 
@@ -57,8 +59,8 @@ def json_body(request: Request) -> dict[str, Any]:
 def new_app(name: str, health: dict[str, Any]) -> Sanic:
     """A Sanic app with miniloop's error handling, size limits and a /health route.
 
-    `health` is shared by every app and filled in by the hub: its "services" list says how the
-    datastore and the broker are.
+    `health` is shared by every app: its "checks" function says how the datastore and the
+    broker are.
     """
     app = Sanic(name, configure_logging=False)
     app.config.ACCESS_LOG = False
@@ -70,7 +72,7 @@ def new_app(name: str, health: dict[str, Any]) -> Sanic:
 
     @app.get("/health")
     async def health_check(request: Request) -> HTTPResponse:
-        services = health.get("services", [])
+        services = health["checks"]()
         ok = all(s["status"] == "OK" for s in services)
         return reply(
             {
@@ -113,10 +115,10 @@ def new_app(name: str, health: dict[str, Any]) -> Sanic:
     return app
 
 
-def new_health(start: datetime | None = None) -> dict[str, Any]:
-    started = start or datetime.now(UTC)
+def new_health(checks: Callable[[], list[dict[str, str]]]) -> dict[str, Any]:
+    """The state /health reports: start time, and `checks` to run on each request."""
     return {
         "started_monotonic": time.monotonic(),
-        "start_time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "services": [{"name": "datastore", "status": "OK"}, {"name": "broker", "status": "OK"}],
+        "start_time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "checks": checks,
     }

@@ -45,8 +45,8 @@ class Tx:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def emit(self, subject: str, event: dict[str, Any]) -> None:
-        """Publish `event` on `subject` once the transaction has committed."""
-        self.events.append((subject, event))
+        """Publish `event` on `subject` once the transaction has committed, stamped with the time."""
+        self.events.append((subject, {**event, "at": self.now}))
 
 
 Publisher = Callable[[list[tuple[str, dict[str, Any]]]], None]
@@ -70,6 +70,10 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.commands = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="ledger-writer")

@@ -211,7 +211,7 @@ class Participants:
     async def adjust_limit(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """PUT /participants/{name}/limits: change the Net Debit Cap of one currency."""
         currency = inputs.currency(body.get("currency"))
-        limit = _limit(inputs.required(body, "limit"))
+        limit = _limit(inputs.required(body, "limit"), alarm_required=True)
         return await self.ledger.write(_adjust_limit, name, currency, limit)
 
     async def create_hub_account(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -259,11 +259,14 @@ class Participants:
 # -------------------------------------------------------------------- input helpers
 
 
-def _limit(body: Any) -> dict[str, Any]:
+def _limit(body: Any, *, alarm_required: bool = False) -> dict[str, Any]:
+    """A `limit` object; PUT /limits must say alarmPercentage (as Mojaloop requires), the first set may not."""
     if not isinstance(body, dict):
         raise inputs.malformed('"limit" must be an object with type and value')
     limit_type = inputs.one_of(inputs.required(body, "type", '"limit.type"'), "limit.type", LIMIT_TYPES)
     value = inputs.amount(inputs.required(body, "value", '"limit.value"'), "limit.value")
+    if alarm_required:
+        inputs.required(body, "alarmPercentage", '"limit.alarmPercentage"')
     alarm = body.get("alarmPercentage", 10)
     if isinstance(alarm, bool) or not isinstance(alarm, (int, float)) or not 0 <= alarm <= 100:
         raise inputs.malformed('"limit.alarmPercentage" must be a number from 0 to 100')

@@ -25,7 +25,7 @@ class SettlementWindows:
     async def find(self, args: dict[str, str]) -> list[dict[str, Any]]:
         """GET /settlementWindows: at least one filter, as central-settlement requires."""
         filters = {k: v for k, v in args.items() if k in ("state", "fromDateTime", "toDateTime")}
-        if not args:
+        if not filters and "participantId" not in args:
             raise FspiopError("3100", "Use at least one parameter: participantId, state, fromDateTime, toDateTime")
         sql, params = "SELECT * FROM settlement_window WHERE 1 = 1", []
         if "state" in filters:

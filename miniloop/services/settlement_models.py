@@ -51,7 +51,7 @@ class SettlementModels:
                 raise inputs.malformed(f'"{field}" is required')
         inputs.no_other_fields(body, MODEL_FIELDS)
         model = {
-            "name": inputs.text(body["name"], "name", max_length=50),
+            "name": inputs.participant_name(body["name"]),  # same rule: it is a NATS subject token
             "granularity": inputs.one_of(body["settlementGranularity"], "settlementGranularity", ("GROSS", "NET")),
             "interchange": inputs.one_of(
                 body["settlementInterchange"], "settlementInterchange", ("BILATERAL", "MULTILATERAL")
