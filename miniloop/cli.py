@@ -153,6 +153,8 @@ def _reset(args: argparse.Namespace) -> int:
     if not data_dir.exists():
         print(f"nothing to reset: {data_dir} does not exist")
         return 0
+    if not data_dir.is_dir():
+        raise MiniloopError(f"{data_dir} is not a directory; not deleting it")
     if not (data_dir / "miniloop.db").exists() and any(data_dir.iterdir()):
         raise MiniloopError(f"{data_dir} does not look like a miniloop data directory; not deleting it")
     from miniloop.app import LOCK_FILE

@@ -100,6 +100,8 @@ def _check(hub: HubFile, where: str) -> None:
             inputs.currency(currency, "currencies")
         for model in hub.settlement_models:
             inputs.participant_name(model.name)
+            if model.currency is not None and model.currency not in hub.currencies:
+                raise inputs.malformed(f"settlement model {model.name} uses {model.currency}, which is not in `currencies`")
             if (model.delay, model.granularity, model.interchange) not in VALID_COMBINATIONS:
                 raise inputs.malformed(
                     f"settlement model {model.name}: {model.delay}/{model.granularity}/{model.interchange} "
@@ -107,6 +109,8 @@ def _check(hub: HubFile, where: str) -> None:
                 )
         for dfsp in hub.dfsps:
             inputs.participant_name(dfsp.name)
+            if dfsp.name.lower() == "hub":
+                raise inputs.malformed(f"a DFSP cannot be named {dfsp.name!r}: that is the hub's own name")
             inputs.amount(dfsp.net_debit_cap, f"dfsps.{dfsp.name}.net_debit_cap")
             inputs.amount(dfsp.funds_in, f"dfsps.{dfsp.name}.funds_in")
             for customer in dfsp.customers:

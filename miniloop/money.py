@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 
 SCALE = 4
 UNITS_PER_MAJOR = 10**SCALE
-MAX_AMOUNT = Decimal("100000000000000")  # 1e14: sums of many such values still fit in 63 bits
+MAX_AMOUNT = Decimal("100000000000000")  # 1e14 for one amount
+BALANCE_MAX_UNITS = 2**62  # for a balance: half of what a 64-bit integer holds, so sums never overflow
 
 # The FSPIOP Amount pattern: no leading zeros, at most four decimals, no trailing zero.
 AMOUNT_PATTERN = re.compile(r"^([0]|([1-9][0-9]{0,17}))([.][0-9]{0,3}[1-9])?$")

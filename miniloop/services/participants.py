@@ -313,12 +313,16 @@ def hub_account(tx: Tx, hub_name: str, currency: str, account_type: str) -> sqli
 
 def change_position(tx: Tx, account_id: int, change: int, transfer_id: str | None) -> int:
     """Add `change` to an account's position and append it to the history; return the new value."""
+    # SQLite silently turns an integer that overflows 64 bits into a float: refuse long before that
     row = tx.conn.execute(
-        "UPDATE position SET value = value + ?, changed_date = ? WHERE account_id = ? "
-        "RETURNING value, reserved_value",
-        (change, tx.now, account_id),
+        "UPDATE position SET value = value + ?1, changed_date = ?2 WHERE account_id = ?3 "
+        "AND value + ?1 BETWEEN -?4 AND ?4 RETURNING value, reserved_value",
+        (change, tx.now, account_id, money.BALANCE_MAX_UNITS),
     ).fetchone()
-    assert row is not None, f"account {account_id} has no position row"
+    if row is None:
+        exists = tx.conn.execute("SELECT 1 FROM position WHERE account_id = ?", (account_id,)).fetchone()
+        assert exists, f"account {account_id} has no position row"
+        raise FspiopError("3100", "the amount would take the account's balance beyond what the ledger holds")
     tx.conn.execute(
         "INSERT INTO position_change (account_id, transfer_id, change, value, reserved_value, created_date) "
         "VALUES (?, ?, ?, ?, ?, ?)",
