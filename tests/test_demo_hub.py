@@ -104,3 +104,27 @@ def test_health(hub: Hub, api: str) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json")
     assert r.json()["status"] == "OK"
+
+
+def test_the_seeded_oracle_url_is_the_builtin_oracle_and_answers_for_customers(hub: Hub) -> None:
+    oracles = hub.als.get("/oracles", params={"type": "MSISDN"}).json()
+    assert len(oracles) == 1
+    endpoint = oracles[0]["endpoint"]["value"]
+    found = httpx.get(f"{endpoint}/participants/MSISDN/27710000001", timeout=10)
+    assert found.status_code == 200
+    assert found.json() == {"partyList": [{"fspId": "greenwallet"}]}
+    unknown = httpx.get(f"{endpoint}/participants/MSISDN/19999999999", timeout=10)
+    assert unknown.status_code == 404
+    assert unknown.json()["errorInformation"]["errorCode"] == "3204"
+
+
+def test_builtin_oracle_registers_moves_and_deletes_a_party(hub: Hub) -> None:
+    base = f"{hub.urls['als_admin']}/oracle/participants/EMAIL/ada@example.org"
+    assert httpx.post(base, json={"fspId": "bluewallet", "currency": "USD"}, timeout=10).status_code == 201
+    assert httpx.get(base, timeout=10).json() == {"partyList": [{"fspId": "bluewallet"}]}
+    assert httpx.put(base, json={"fspId": "greenwallet", "currency": "USD"}, timeout=10).status_code == 204
+    assert httpx.get(base, params={"currency": "USD"}, timeout=10).json() == {"partyList": [{"fspId": "greenwallet"}]}
+    assert httpx.delete(base, timeout=10).status_code == 204
+    assert httpx.get(base, timeout=10).status_code == 404
+    bad = httpx.post(base, json={"fspId": "no such fsp!"}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["errorInformation"]["errorCode"] == "3101"

@@ -1,4 +1,7 @@
-"""The account-lookup-service admin API (port 4001): which oracle serves which party id type."""
+"""The account-lookup-service admin API (port 4001): which oracle serves which party id type.
+
+The built-in oracle's Oracle API is served on the same port under /oracle (miniloop.api.oracle).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,13 @@ from typing import Any
 from sanic import HTTPResponse, Request, Sanic
 
 from miniloop.api.common import json_body, new_app, reply
+from miniloop.api.oracle import oracle_blueprint
 from miniloop.services.oracles import Oracles
 
 
 def als_admin_app(oracles: Oracles, health: dict[str, Any]) -> Sanic:
     app = new_app("miniloop_als_admin", health)
+    app.blueprint(oracle_blueprint(oracles))
 
     @app.get("/oracles")
     async def list_oracles(request: Request) -> HTTPResponse:

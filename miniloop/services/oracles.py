@@ -51,6 +51,27 @@ class Oracles:
     async def delete(self, oracle_id: int) -> None:
         await self.ledger.write(_delete_oracle, oracle_id)
 
+    async def find_party(
+        self, party_id_type: str, identifier: str, sub_id: str = "", currency: str | None = None
+    ) -> list[dict[str, str]]:
+        """The built-in oracle's answer: which DFSPs serve this party (any currency unless asked)."""
+        rows = await self.ledger.fetch_all(
+            "SELECT fsp_id, party_sub_id, currency FROM party WHERE party_id_type = ? AND party_identifier = ? "
+            "AND party_sub_id = ? AND (? IS NULL OR currency IN ('', ?)) ORDER BY fsp_id",
+            (party_id_type, identifier, sub_id, currency, currency),
+        )
+        found = []
+        for r in rows:
+            entry = {"fspId": r["fsp_id"]}
+            if r["party_sub_id"]:
+                entry["partySubIdOrType"] = r["party_sub_id"]
+            if entry not in found:
+                found.append(entry)
+        return found
+
+    async def delete_party(self, party_id_type: str, identifier: str, sub_id: str = "") -> None:
+        await self.ledger.write(_delete_party, party_id_type, identifier, sub_id)
+
     async def register_party(
         self, party_id_type: str, identifier: str, fsp_id: str, sub_id: str = "", currency: str = ""
     ) -> None:
@@ -172,3 +193,14 @@ def _register_party(tx: Tx, party_id_type: str, identifier: str, sub_id: str, cu
     tx.emit(subjects.party(party_id_type, "registered"),
             {"type": "party.registered", "partyIdType": party_id_type, "partyIdentifier": identifier,
              "partySubIdOrType": sub_id or None, "fspId": fsp_id})
+
+
+def _delete_party(tx: Tx, party_id_type: str, identifier: str, sub_id: str) -> None:
+    deleted = tx.conn.execute(
+        "DELETE FROM party WHERE party_id_type = ? AND party_identifier = ? AND party_sub_id = ? RETURNING fsp_id",
+        (party_id_type, identifier, sub_id),
+    ).fetchall()
+    if deleted:
+        tx.emit(subjects.party(party_id_type, "deleted"),
+                {"type": "party.deleted", "partyIdType": party_id_type, "partyIdentifier": identifier,
+                 "partySubIdOrType": sub_id or None})
