@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from miniloop import money
@@ -273,17 +274,15 @@ def _limit(body: Any, *, alarm_required: bool = False) -> dict[str, Any]:
     return {"type": limit_type, "value": money.to_units(value), "alarmPercentage": int(alarm)}
 
 
+@dataclass(frozen=True, slots=True)
 class _Funds:
     """One funds-in or funds-out request, already validated."""
 
-    __slots__ = ("transfer_id", "units", "currency", "reason", "external_reference")
-
-    def __init__(self, transfer_id: str, units: int, currency: str, reason: str, external_reference: str) -> None:
-        self.transfer_id = transfer_id
-        self.units = units
-        self.currency = currency
-        self.reason = reason
-        self.external_reference = external_reference
+    transfer_id: str
+    units: int
+    currency: str
+    reason: str
+    external_reference: str
 
 
 # -------------------------------------------------------------------- writer commands
