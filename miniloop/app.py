@@ -90,7 +90,7 @@ class Hub:
         self.bus = await EventBus.connect(nats_url)
         self.ledger = await Ledger.open(data_dir, publish=self.bus.publish_batch)
 
-        participants = Participants(self.ledger, "Hub", self.urls["admin"])
+        participants = Participants(self.ledger, self.urls["admin"])
         services = seed.Services(participants, SettlementModels(self.ledger), Oracles(self.ledger))
         if hub is not None and await seed.is_fresh(participants):
             try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from miniloop.fspiop import endpoints
 from miniloop.hubfile import HubFile
 from miniloop.services.oracles import Oracles
-from miniloop.services.participants import Participants
+from miniloop.services.participants import HUB_NAME, Participants
 from miniloop.services.settlement_models import SettlementModels
 
 
@@ -33,10 +33,10 @@ async def is_fresh(participants: Participants) -> bool:
 
 
 async def seed(hub: HubFile, services: Services, *, sim_base_url: str, oracle_url: str) -> None:
-    participants, hub_name = services.participants, services.participants.hub_name
+    participants = services.participants
     for currency in hub.currencies:
         for account_type in ("HUB_RECONCILIATION", "HUB_MULTILATERAL_SETTLEMENT"):
-            await participants.create_hub_account(hub_name, {"currency": currency, "type": account_type})
+            await participants.create_hub_account(HUB_NAME, {"currency": currency, "type": account_type})
     for model in hub.settlement_models:
         for currency in [model.currency] if model.currency else hub.currencies:
             name = model.name if model.currency or len(hub.currencies) == 1 else f"{model.name}{currency}"

@@ -101,6 +101,11 @@ def test_unwritable_data_dir(run_cli: Run, tmp_path: Path) -> None:
     pytest.param('currencies = []\n', "currencies", id="no-currency"),
 ])
 def test_malformed_hub_file(run_cli: Run, tmp_path: Path, content: str, hint: str) -> None:
+    check_hub_file_refused(run_cli, tmp_path, content, hint)
+
+
+def check_hub_file_refused(run_cli: Run, tmp_path: Path, content: str, hint: str) -> None:
+    """One line naming the file and the problem, exit 2, nothing written."""
     hub_file = tmp_path / "my-hub.toml"
     hub_file.write_text(content)
     data_dir = tmp_path / "data"
@@ -111,7 +116,7 @@ def test_malformed_hub_file(run_cli: Run, tmp_path: Path, content: str, hint: st
 
 
 # Values the Admin API would refuse must be found before anything is seeded (exit 2, one line
-# naming the file). (Found as a bug - a traceback and exit 1 - and fixed in 6d89735 meanwhile.)
+# naming the file).
 @pytest.mark.parametrize(("content", "hint"), [
     pytest.param('currencies = ["ABC"]\n', "ABC", id="unknown-currency-code"),
     pytest.param('currencies = ["USD"]\n[[dfsps]]\nname = "bad name"\n', "name", id="invalid-dfsp-name"),
@@ -124,13 +129,7 @@ def test_malformed_hub_file(run_cli: Run, tmp_path: Path, content: str, hint: st
                  id="unknown-party-id-type"),
 ])
 def test_hub_file_with_values_the_admin_api_refuses(run_cli: Run, tmp_path: Path, content: str, hint: str) -> None:
-    hub_file = tmp_path / "my-hub.toml"
-    hub_file.write_text(content)
-    data_dir = tmp_path / "data"
-    line = one_error_line(run_cli(*up_args(data_dir, "--hub-file", str(hub_file))))
-    assert str(hub_file) in line
-    assert hint in line
-    assert_nothing_left(data_dir)
+    check_hub_file_refused(run_cli, tmp_path, content, hint)
 
 
 # `funds_in = "0"` (a DFSP without funds) crashed the seeding with a traceback before 6d89735.

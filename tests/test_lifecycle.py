@@ -160,25 +160,6 @@ def test_restart_after_a_crash_keeps_the_data(hubs: HubLauncher, tmp_path: Path)
     assert {name: second.account_value(name) for name in balances} == balances
 
 
-async def _event_after_nats_restart(hub: Hub, name: str, timeout: float) -> dict:
-    nc = await nats.connect(hub.urls["nats"], connect_timeout=5, max_reconnect_attempts=0)
-    try:
-        arrived: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-
-        async def on_message(msg: nats.aio.msg.Msg) -> None:
-            if not arrived.done():
-                arrived.set_result(json.loads(msg.data))
-
-        await nc.subscribe(f"ml.event.participant.{name}.>", cb=on_message)
-        await nc.flush(timeout=5)
-        async with httpx.AsyncClient(base_url=hub.urls["admin"], timeout=10) as admin:
-            r = await admin.post("/participants", json={"name": name, "currency": "USD"})
-            assert r.status_code == 201, r.text
-        return await asyncio.wait_for(arrived, timeout)
-    finally:
-        await nc.close()
-
-
 def test_a_crashed_nats_server_is_restarted(hubs: HubLauncher) -> None:
     hub = hubs.start()
     old = hub.nats_pid
@@ -191,7 +172,7 @@ def test_a_crashed_nats_server_is_restarted(hubs: HubLauncher) -> None:
     assert hub.admin.get("/participants").status_code == 200
     # events flow again on the same URL once the hub has reconnected
     name = unique_name()
-    body = asyncio.run(_event_after_nats_restart(hub, name, timeout=15))
+    _, body = asyncio.run(_collect_participant_event(hub, name, timeout=15))
     assert body["name"] == name
     assert hub.stop() == 0, hub.stderr
     wait_until(lambda: pid_gone(new), timeout=5, what="the new nats-server to exit")

@@ -38,39 +38,23 @@ def oracle_blueprint(oracles: Oracles) -> Blueprint:
         await oracles.register_party(party_type(type_), id_, fsp_id, sub_id, currency)
         return reply(None, status)
 
-    @bp.get("/participants/<type_>/<id_>")
-    async def get_party(request: Request, type_: str, id_: str) -> HTTPResponse:
-        return await lookup(request, type_, id_, "")
-
-    @bp.get("/participants/<type_>/<id_>/<sub_id>")
-    async def get_party_sub(request: Request, type_: str, id_: str, sub_id: str) -> HTTPResponse:
+    async def get_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         return await lookup(request, type_, id_, sub_id)
 
-    @bp.post("/participants/<type_>/<id_>")
-    async def post_party(request: Request, type_: str, id_: str) -> HTTPResponse:
-        return await register(request, type_, id_, "", 201)
-
-    @bp.post("/participants/<type_>/<id_>/<sub_id>")
-    async def post_party_sub(request: Request, type_: str, id_: str, sub_id: str) -> HTTPResponse:
+    async def post_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         return await register(request, type_, id_, sub_id, 201)
 
-    @bp.put("/participants/<type_>/<id_>")
-    async def put_party(request: Request, type_: str, id_: str) -> HTTPResponse:
-        return await register(request, type_, id_, "", 204)
-
-    @bp.put("/participants/<type_>/<id_>/<sub_id>")
-    async def put_party_sub(request: Request, type_: str, id_: str, sub_id: str) -> HTTPResponse:
+    async def put_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         return await register(request, type_, id_, sub_id, 204)
 
-    @bp.delete("/participants/<type_>/<id_>")
-    async def delete_party(request: Request, type_: str, id_: str) -> HTTPResponse:
-        await oracles.delete_party(party_type(type_), id_)
-        return reply(None, 204)
-
-    @bp.delete("/participants/<type_>/<id_>/<sub_id>")
-    async def delete_party_sub(request: Request, type_: str, id_: str, sub_id: str) -> HTTPResponse:
+    async def delete_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         await oracles.delete_party(party_type(type_), id_, sub_id)
         return reply(None, 204)
+
+    # each on /participants/{Type}/{ID} and on /participants/{Type}/{ID}/{SubId}
+    for handler, method in ((get_party, "GET"), (post_party, "POST"), (put_party, "PUT"), (delete_party, "DELETE")):
+        for suffix, uri in (("", "/participants/<type_>/<id_>"), ("_sub", "/participants/<type_>/<id_>/<sub_id>")):
+            bp.add_route(handler, uri, methods=[method], name=handler.__name__ + suffix)
 
     @bp.post("/participants")
     async def post_batch(request: Request) -> HTTPResponse:

@@ -23,6 +23,7 @@ from miniloop.fspiop.errors import FspiopError, client_error, not_found
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import inputs
 
+HUB_NAME = "Hub"  # the hub's own participant, id 1, as Mojaloop seeds it
 HUB_ACCOUNT_TYPES = ("HUB_RECONCILIATION", "HUB_MULTILATERAL_SETTLEMENT", "HUB_FEE")
 ENDPOINT_TYPE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{1,99}$")
 LIMIT_TYPES = ("NET_DEBIT_CAP",)
@@ -33,9 +34,8 @@ FUNDS_OUT_FINISH_ACTIONS = ("recordFundsOutCommit", "recordFundsOutAbort")
 class Participants:
     """The hub's participants as central-ledger keeps them."""
 
-    def __init__(self, ledger: Ledger, hub_name: str = "Hub", base_url: str = "") -> None:
+    def __init__(self, ledger: Ledger, base_url: str = "") -> None:
         self.ledger = ledger
-        self.hub_name = hub_name
         self.base_url = base_url  # for the `id` and `links.self` fields Mojaloop returns
 
     # ---------------------------------------------------------------- reads
@@ -219,7 +219,7 @@ class Participants:
         """POST /participants/{name}/accounts: only the Hub has accounts created this way."""
         currency = inputs.currency(body.get("currency"))
         account_type = inputs.text(inputs.required(body, "type"), "type")
-        await self.ledger.write(_create_hub_account, name, self.hub_name, currency, account_type)
+        await self.ledger.write(_create_hub_account, name, currency, account_type)
         return await self.get(name)
 
     async def set_account_active(self, name: str, account_id: int, body: dict[str, Any]) -> None:
@@ -246,14 +246,14 @@ class Participants:
         currency = inputs.currency(amount_body.get("currency"), "amount.currency")
         funds = _Funds(transfer_id, money.to_units(amount), currency, reason, external_reference)
         command = _record_funds_in if action == "recordFundsIn" else _funds_out_prepare_reserve
-        await self.ledger.write(command, name, self.hub_name, account_id, funds)
+        await self.ledger.write(command, name, account_id, funds)
 
     async def finish_funds_out(self, name: str, account_id: int, transfer_id: str, body: dict[str, Any]) -> None:
         """PUT .../accounts/{id}/transfers/{transferId}: recordFundsOutCommit or recordFundsOutAbort."""
         action = inputs.one_of(inputs.required(body, "action"), "action", FUNDS_OUT_FINISH_ACTIONS)
         reason = inputs.text(inputs.required(body, "reason"), "reason")
         await self.ledger.write(
-            _finish_funds_out, name, self.hub_name, account_id, transfer_id, action == "recordFundsOutCommit", reason
+            _finish_funds_out, name, account_id, transfer_id, action == "recordFundsOutCommit", reason
         )
 
 
@@ -301,13 +301,24 @@ def account_type_id(tx: Tx, name: str) -> int | None:
     return row["id"] if row else None
 
 
-def hub_account(tx: Tx, hub_name: str, currency: str, account_type: str) -> sqlite3.Row | None:
+def hub_account(tx: Tx, currency: str, account_type: str) -> sqlite3.Row | None:
     return tx.conn.execute(
         "SELECT a.* FROM account a JOIN participant p ON p.id = a.participant_id "
         "JOIN ledger_account_type t ON t.id = a.ledger_account_type_id "
         "WHERE p.name = ? AND a.currency = ? AND t.name = ?",
-        (hub_name, currency, account_type),
+        (HUB_NAME, currency, account_type),
     ).fetchone()
+
+
+def require_hub_accounts(tx: Tx, currency: str) -> sqlite3.Row:
+    """The Hub's reconciliation and net settlement accounts in `currency`, or 3003 as Mojaloop says;
+    returns the reconciliation account, the counterparty of every funds-in and funds-out."""
+    reconciliation = hub_account(tx, currency, "HUB_RECONCILIATION")
+    if reconciliation is None:
+        raise FspiopError("3003", "Hub reconciliation account for the specified currency does not exist")
+    if hub_account(tx, currency, "HUB_MULTILATERAL_SETTLEMENT") is None:
+        raise FspiopError("3003", "Hub multilateral net settlement account for the specified currency does not exist")
+    return reconciliation
 
 
 def change_position(tx: Tx, account_id: int, change: int, transfer_id: str | None) -> int:
@@ -331,11 +342,7 @@ def change_position(tx: Tx, account_id: int, change: int, transfer_id: str | Non
 
 
 def _create_participant(tx: Tx, name: str, currency: str, is_proxy: bool) -> None:
-    hub_name = tx.conn.execute("SELECT name FROM participant WHERE id = 1").fetchone()["name"]
-    if hub_account(tx, hub_name, currency, "HUB_RECONCILIATION") is None:
-        raise FspiopError("3003", "Hub reconciliation account for the specified currency does not exist")
-    if hub_account(tx, hub_name, currency, "HUB_MULTILATERAL_SETTLEMENT") is None:
-        raise FspiopError("3003", "Hub multilateral net settlement account for the specified currency does not exist")
+    require_hub_accounts(tx, currency)
     row = tx.conn.execute("SELECT * FROM participant WHERE name = ?", (name,)).fetchone()
     if row is not None:
         if tx.conn.execute(
@@ -358,14 +365,14 @@ def _create_participant(tx: Tx, name: str, currency: str, is_proxy: bool) -> Non
         raise FspiopError("3000", "Unable to find a matching or default, Settlement Model")
     for model in models:
         for type_id in (model["ledger_account_type_id"], model["settlement_account_type_id"]):
-            _open_account(tx, participant_id, currency, type_id, active=False)
+            open_account(tx, participant_id, currency, type_id, active=False)
     tx.emit(
         subjects.participant(name, "currencyAdded"),
         {"type": "participant.currencyAdded", "name": name, "currency": currency},
     )
 
 
-def _open_account(tx: Tx, participant_id: int, currency: str, type_id: int, *, active: bool) -> int:
+def open_account(tx: Tx, participant_id: int, currency: str, type_id: int, *, active: bool) -> int:
     """Create an account with its position row, unless the participant already has it."""
     tx.conn.execute(
         "INSERT OR IGNORE INTO currency (code, created_date) VALUES (?, ?)", (currency, tx.now)
@@ -472,7 +479,7 @@ def _adjust_limit(tx: Tx, name: str, currency: str, limit: dict[str, Any]) -> di
     }
 
 
-def _create_hub_account(tx: Tx, name: str, hub_name: str, currency: str, account_type: str) -> None:
+def _create_hub_account(tx: Tx, name: str, currency: str, account_type: str) -> None:
     """The checks and their order are central-ledger's; every failure is 3003."""
     row = tx.conn.execute("SELECT * FROM participant WHERE name = ?", (name,)).fetchone()
     if row is None:
@@ -485,11 +492,11 @@ def _create_hub_account(tx: Tx, name: str, hub_name: str, currency: str, account
         (row["id"], currency, type_id),
     ).fetchone():
         raise FspiopError("3003", "Hub account has already been registered.")
-    if name != hub_name:
+    if name != HUB_NAME:
         raise FspiopError("3003", "Endpoint is reserved for creation of Hub account types only.")
     if account_type not in HUB_ACCOUNT_TYPES:
         raise FspiopError("3003", "The requested hub operator account type is not allowed.")
-    _open_account(tx, row["id"], currency, type_id, active=True)
+    open_account(tx, row["id"], currency, type_id, active=True)
     tx.emit(
         subjects.participant(name, "account"),
         {"type": "participant.account", "name": name, "currency": currency, "ledgerAccountType": account_type},
@@ -568,12 +575,10 @@ def record_state(tx: Tx, transfer_id: str, state: str, reason: str | None = None
     )
 
 
-def _record_funds_in(tx: Tx, name: str, hub_name: str, account_id: int, funds: _Funds) -> None:
+def _record_funds_in(tx: Tx, name: str, account_id: int, funds: _Funds) -> None:
     """Funds in: the Hub's reconciliation account is debited, the DFSP's settlement account credited."""
     account = _settlement_account(tx, name, account_id, funds.currency)
-    reconciliation = hub_account(tx, hub_name, funds.currency, "HUB_RECONCILIATION")
-    if reconciliation is None:
-        raise FspiopError("3003", "Hub reconciliation account for the specified currency does not exist")
+    reconciliation = require_hub_accounts(tx, funds.currency)
     if _is_resend(tx, funds, "FUNDS_IN", account["id"]):
         return
     _new_admin_transfer(tx, funds, "FUNDS_IN", "RECEIVED_PREPARE")
@@ -607,16 +612,14 @@ def _commit_admin_transfer(tx: Tx, transfer_id: str) -> None:
     tx.conn.execute("UPDATE transfer SET completed_date = ? WHERE id = ?", (tx.now, transfer_id))
 
 
-def _funds_out_prepare_reserve(tx: Tx, name: str, hub_name: str, account_id: int, funds: _Funds) -> None:
+def _funds_out_prepare_reserve(tx: Tx, name: str, account_id: int, funds: _Funds) -> None:
     """Funds out, first half: the DFSP's settlement account is debited now, the Hub's at commit.
 
     As in central-ledger, a funds-out larger than the available balance is recorded and aborted
     at once ("Aborted due to insufficient funds") rather than refused.
     """
     account = _settlement_account(tx, name, account_id, funds.currency)
-    reconciliation = hub_account(tx, hub_name, funds.currency, "HUB_RECONCILIATION")
-    if reconciliation is None:
-        raise FspiopError("3003", "Hub reconciliation account for the specified currency does not exist")
+    reconciliation = require_hub_accounts(tx, funds.currency)
     if _is_resend(tx, funds, "FUNDS_OUT", account["id"]):
         return
     _new_admin_transfer(tx, funds, "FUNDS_OUT", "RECEIVED_PREPARE")
@@ -640,7 +643,7 @@ def _funds_out_prepare_reserve(tx: Tx, name: str, hub_name: str, account_id: int
 
 
 def _finish_funds_out(
-    tx: Tx, name: str, hub_name: str, account_id: int, transfer_id: str, commit: bool, reason: str
+    tx: Tx, name: str, account_id: int, transfer_id: str, commit: bool, reason: str
 ) -> None:
     _settlement_account(tx, name, account_id, None)
     transfer = tx.conn.execute(

@@ -15,7 +15,7 @@ from miniloop.bus import subjects
 from miniloop.fspiop.errors import FspiopError, client_error, not_found
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import inputs
-from miniloop.services.participants import _open_account, hub_account
+from miniloop.services.participants import open_account, require_hub_accounts
 
 VALID_COMBINATIONS = {  # (delay, granularity, interchange)
     ("IMMEDIATE", "GROSS", "BILATERAL"),
@@ -123,13 +123,7 @@ def _create_model(tx: Tx, model: dict[str, Any]) -> None:
     """central-ledger's checks in its order: hub accounts, combination, account types, name."""
     currency = model["currency"]
     if currency is not None:
-        hub_name = tx.conn.execute("SELECT name FROM participant WHERE id = 1").fetchone()["name"]
-        if hub_account(tx, hub_name, currency, "HUB_RECONCILIATION") is None:
-            raise FspiopError("3003", "Hub reconciliation account for the specified currency does not exist")
-        if hub_account(tx, hub_name, currency, "HUB_MULTILATERAL_SETTLEMENT") is None:
-            raise FspiopError(
-                "3003", "Hub multilateral net settlement account for the specified currency does not exist"
-            )
+        require_hub_accounts(tx, currency)
     combination = (model["delay"], model["granularity"], model["interchange"])
     if combination not in VALID_COMBINATIONS:
         raise client_error(
@@ -164,7 +158,7 @@ def _create_model(tx: Tx, model: dict[str, Any]) -> None:
         ).fetchall()
         for holder in holders:
             for type_id in (ledger_type, settlement_type):
-                _open_account(tx, holder["participant_id"], model["currency"], type_id, active=False)
+                open_account(tx, holder["participant_id"], model["currency"], type_id, active=False)
     tx.emit(subjects.settlement_model(model["name"], "created"),
             {"type": "settlementModel.created", "name": model["name"]})
 
@@ -192,4 +186,4 @@ def _create_account_type(tx: Tx, name: str, description: str, is_active: bool, i
         "SELECT DISTINCT participant_id, currency FROM account WHERE participant_id != 1"
     ).fetchall()
     for holder in holders:
-        _open_account(tx, holder["participant_id"], holder["currency"], type_id, active=True)
+        open_account(tx, holder["participant_id"], holder["currency"], type_id, active=True)
