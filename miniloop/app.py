@@ -27,21 +27,27 @@ from miniloop import hubfile, seed
 from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
 from miniloop.api.common import new_app, new_health
-from miniloop.api.fspiop import fspiop_app
+from miniloop.api.fspiop import Services as FspiopServices, fspiop_app
 from miniloop.api.settlement import settlement_app
 from miniloop.bus.events import EventBus
 from miniloop.bus.nats_server import NatsServer
 from miniloop.config import Settings
 from miniloop.errors import StartupError
 from miniloop.fspiop.errors import FspiopError
-from miniloop.ledger import Ledger
+from miniloop.ledger import Ledger, utc_now
+from miniloop.notify import Notifier
+from miniloop.services.als import AccountLookup
+from miniloop.services.directory import Directory
 from miniloop.services.oracles import Oracles
 from miniloop.services.participants import Participants
+from miniloop.services.quotes import Quotes
+from miniloop.services.transfers import Transfers
 from miniloop.services.settlement import SettlementWindows
 from miniloop.services.settlement_models import SettlementModels
 
 log = logging.getLogger(__name__)
 
+EXPIRY_SWEEP_S = 0.2  # a transfer outlives its expiration by at most about this (plus a batch)
 RUNTIME_FILE = "hub.json"  # written when ready: pid and URLs, for tools and tests
 LOCK_FILE = "miniloop.lock"
 PORT_FLAGS = {"fspiop": "--fspiop-port", "admin": "--admin-port", "settlement": "--settlement-port",
@@ -57,6 +63,9 @@ class Hub:
     nats: NatsServer | None = None
     bus: EventBus | None = None
     ledger: Ledger | None = None
+    notifier: Notifier | None = None
+    directory: Directory | None = None
+    _sweeper: asyncio.Task[None] | None = None
     _lock: Any = None
     _sockets: dict[str, socket.socket] = field(default_factory=dict)
     _servers: list[Any] = field(default_factory=list)
@@ -88,7 +97,9 @@ class Hub:
             nats_url = await self.nats.start()
         self.urls["nats"] = nats_url
         self.bus = await EventBus.connect(nats_url)
-        self.ledger = await Ledger.open(data_dir, publish=self.bus.publish_batch)
+        self.ledger = await Ledger.open(data_dir, publish=self._publish)
+        self.directory = Directory(self.ledger)
+        self.notifier = Notifier(self.ledger, self.bus.publish_batch)
 
         participants = Participants(self.ledger, self.urls["admin"])
         services = seed.Services(participants, SettlementModels(self.ledger), Oracles(self.ledger))
@@ -103,9 +114,18 @@ class Hub:
                 ) from None
             self.seeded = True
 
+        if hub is not None:
+            await seed.refresh_endpoints(hub, participants, sim_base_url=self.urls["sim"])
+
+        builtin_oracle = f"{self.urls['als_admin']}/oracle"
+        transfers = Transfers(self.ledger)
+        fspiop = FspiopServices(
+            self.directory, AccountLookup(self.ledger, services.oracles, builtin_oracle, self.notifier.session),
+            Quotes(self.ledger), transfers,
+        )
         health = new_health(self._health_checks)
         apps: dict[str, Sanic] = {
-            "fspiop": fspiop_app(health),
+            "fspiop": fspiop_app(health, fspiop),
             "admin": admin_app(participants, services.models, health),
             "settlement": settlement_app(SettlementWindows(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health),
@@ -119,7 +139,27 @@ class Hub:
             await server.start_serving()
             await server.after_start()
             self._servers.append(server)
+        await self.notifier.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_expired(transfers), name="expiry")
         self._write_runtime_file(data_dir)
+
+    def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Every committed batch of events: to the participant cache, then to NATS."""
+        if self.directory is not None:
+            self.directory.on_events(events)
+        if self.bus is not None:
+            self.bus.publish_batch(events)
+
+    async def _sweep_expired(self, transfers: Transfers) -> None:
+        """The one expiry sweeper: a cheap read every EXPIRY_SWEEP_S, a write only when due."""
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+            try:
+                for _ in range(100):  # at most 100 batches, then the next tick
+                    if not await transfers.any_due(utc_now()) or not await transfers.expire_due():
+                        break
+            except Exception:  # the ledger is closing, or a bug: log it, keep sweeping
+                log.exception("expiring transfers failed")
 
     def _prepare_data_dir(self, data_dir: Path) -> Path:
         try:
@@ -169,6 +209,14 @@ class Hub:
                 await server.close()
                 await server.after_stop()
         self._servers.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self.notifier is not None:
+            await self.notifier.stop()
+            self.notifier = None
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()

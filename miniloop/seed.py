@@ -13,6 +13,7 @@ from decimal import Decimal
 from dataclasses import dataclass
 
 from miniloop.fspiop import endpoints
+from miniloop.fspiop.errors import FspiopError
 from miniloop.hubfile import HubFile
 from miniloop.services.oracles import Oracles
 from miniloop.services.participants import HUB_NAME, Participants
@@ -74,3 +75,20 @@ async def seed(hub: HubFile, services: Services, *, sim_base_url: str, oracle_ur
             })
         for customer in dfsp.customers:
             await services.oracles.register_party(customer.id_type, customer.id, dfsp.name)
+
+
+async def refresh_endpoints(hub: HubFile, participants: Participants, *, sim_base_url: str) -> None:
+    """Point the simulated DFSPs' callback endpoints at this run's simulator port.
+
+    The port may differ from the one the hub was seeded with (`--sim-port 0`, or a new setting).
+    """
+    for dfsp in hub.dfsps:
+        if dfsp.callback_url:
+            continue
+        try:
+            current = {e["type"]: e["value"] for e in await participants.endpoints(dfsp.name)}
+        except FspiopError:
+            continue  # not onboarded in this ledger (the file changed after seeding)
+        for endpoint_type, value in endpoints.for_base_url(f"{sim_base_url.rstrip('/')}/{dfsp.name}").items():
+            if current.get(endpoint_type) != value:
+                await participants.add_endpoint(dfsp.name, {"type": endpoint_type, "value": value})

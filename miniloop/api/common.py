@@ -56,13 +56,13 @@ def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def new_app(name: str, health: dict[str, Any]) -> Sanic:
+def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) -> Sanic:
     """A Sanic app with miniloop's error handling, size limits and a /health route.
 
     `health` is shared by every app: its "checks" function says how the datastore and the
     broker are.
     """
-    app = Sanic(name, configure_logging=False)
+    app = Sanic(name, configure_logging=False, strict_slashes=strict_slashes)
     app.config.ACCESS_LOG = False
     app.config.REQUEST_MAX_SIZE = BODY_MAX_BYTES
     app.config.REQUEST_MAX_HEADER_SIZE = HEADERS_MAX_BYTES

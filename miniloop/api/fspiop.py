@@ -1,16 +1,236 @@
 """The FSPIOP API (port 3000): every FSPIOP resource on one port, as Mojaloop's gateway serves them.
 
-Until the resources are wired in, every path answers 404 with error 3002.
+Each route is thin: check the headers (miniloop.fspiop.headers, in the specification's order),
+check that FSPIOP-Source is a registered, active participant, decode the body
+(miniloop.fspiop.models), hand the request to its service, and answer 202 (GET/POST/DELETE) or
+200 (PUT/PATCH) with no body once the service has recorded it durably. Anything that goes wrong
+later reaches the DFSP as an error callback, never as this answer.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
-from sanic import Sanic
+import msgspec
+from sanic import HTTPResponse, Request, Sanic
+from sanic.response import empty
 
 from miniloop.api.common import new_app
+from miniloop.fspiop import headers, models
+from miniloop.fspiop.errors import FspiopError
+from miniloop.services.als import AccountLookup, PartyKey
+from miniloop.services.directory import Directory
+from miniloop.services.oracles import PARTY_ID_TYPES
+from miniloop.services.outbox import Inbound
+from miniloop.services.quotes import Quotes
+from miniloop.services.transfers import Transfers
+
+_canonical = msgspec.json.Encoder()
+_generic = msgspec.json.Decoder()
 
 
-def fspiop_app(health: dict[str, Any]) -> Sanic:
-    return new_app("miniloop_fspiop", health)
+@dataclass
+class Services:
+    directory: Directory
+    lookup: AccountLookup
+    quotes: Quotes
+    transfers: Transfers
+
+
+def body_hash(raw: bytes) -> str:
+    """Mojaloop's duplicate-check hash: base64 SHA-256 of the JSON as sent, key order kept.
+
+    The JSON is re-encoded compactly first, so spacing alone never makes a request "modified".
+    """
+    try:
+        canonical = _canonical.encode(_generic.decode(raw))
+    except msgspec.DecodeError:
+        canonical = raw
+    return base64.b64encode(hashlib.sha256(canonical).digest()).decode().rstrip("=")
+
+
+async def inbound(request: Request, services: Services, resource: str, *, destination_required: bool = True) -> Inbound:
+    """The header checks, in order, then the registry check of FSPIOP-Source."""
+    checked = headers.check(request.method, resource, request.headers, destination_required=destination_required)
+    await services.directory.require_active(checked.source)
+    version = checked.content_version or _accept_version(checked.forwarded.get("accept", ""))
+    raw = request.body or b""
+    return Inbound(checked.source, checked.destination, version, request.path, checked.forwarded, raw,
+                   body_hash(raw) if raw else "")
+
+
+def _accept_version(accept: str) -> str:
+    """The version a GET's answers use: 1.0 only if that is all the client accepts."""
+    return "1.0" if "version=1.0" in accept and "version=1.1" not in accept else "1.1"
+
+
+def accepted() -> HTTPResponse:
+    return empty(202)
+
+
+def ok() -> HTTPResponse:
+    return empty(200)
+
+
+def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
+    app = new_app("miniloop_fspiop", health, strict_slashes=True)
+    lookup, quotes, transfers = services.lookup, services.quotes, services.transfers
+
+    def party_key(type_: str, id_: str, sub_id: str = "") -> PartyKey:
+        if type_ not in PARTY_ID_TYPES:
+            raise FspiopError("3101", f"{type_} is not a party id type")
+        if not 1 <= len(id_) <= 128 or len(sub_id) > 128:
+            raise FspiopError("3101", "a party identifier is 1 to 128 characters")
+        return PartyKey(type_, id_, sub_id)
+
+    # ---------------------------------------------------------------- /parties (account lookup)
+
+    async def get_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        key = party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "parties", destination_required=False)
+        await lookup.lookup(msg, key, request.args.get("currency"))
+        return accepted()
+
+    async def put_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "parties")
+        models.decode(models.PartiesTypeIDPutResponse, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
+    async def put_party_error(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "parties")
+        models.decode(models.ErrorInformationObject, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
+    for suffix, uri in (("", "/parties/<type_>/<id_>"), ("_sub", "/parties/<type_>/<id_>/<sub_id>")):
+        app.add_route(get_party, uri, methods=["GET"], name="get_party" + suffix)
+        app.add_route(put_party, uri, methods=["PUT"], name="put_party" + suffix)
+        app.add_route(put_party_error, uri + "/error", methods=["PUT"], name="put_party_error" + suffix)
+
+    # ---------------------------------------------------------------- /participants (the ALS)
+
+    async def post_participant(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        key = party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "participants", destination_required=False)
+        body = models.decode(models.ParticipantsTypeIDSubIDPostRequest, msg.body)
+        await lookup.register(msg, key, body.fsp_id, body.currency)
+        return accepted()
+
+    async def get_participant(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        key = party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "participants", destination_required=False)
+        await lookup.find_owner(msg, key, request.args.get("currency"))
+        return accepted()
+
+    async def delete_participant(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        key = party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "participants", destination_required=False)
+        await lookup.remove(msg, key)
+        return accepted()
+
+    async def put_participant(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        """A callback of the /participants resource sent by an FSP: routed like any callback."""
+        if type_ not in PARTY_ID_TYPES and not sub_id and id_ == "error":
+            return await put_batch_error(request, type_)
+        party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "participants")
+        models.decode(models.ParticipantsTypeIDPutResponse, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
+    async def put_participant_error(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
+        party_key(type_, id_, sub_id)
+        msg = await inbound(request, services, "participants")
+        models.decode(models.ErrorInformationObject, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
+    for suffix, uri in (("", "/participants/<type_>/<id_>"), ("_sub", "/participants/<type_>/<id_>/<sub_id>")):
+        app.add_route(post_participant, uri, methods=["POST"], name="post_participant" + suffix)
+        app.add_route(get_participant, uri, methods=["GET"], name="get_participant" + suffix)
+        app.add_route(delete_participant, uri, methods=["DELETE"], name="delete_participant" + suffix)
+        app.add_route(put_participant, uri, methods=["PUT"], name="put_participant" + suffix)
+        app.add_route(put_participant_error, uri + "/error", methods=["PUT"], name="put_participant_error" + suffix)
+
+    @app.post("/participants")
+    async def post_participants_batch(request: Request) -> HTTPResponse:
+        msg = await inbound(request, services, "participants", destination_required=False)
+        body = models.decode(models.ParticipantsPostRequest, msg.body)
+        parties = _generic.decode(msg.body)["partyList"]
+        await lookup.register_batch(msg, body.request_id, parties, body.currency)
+        return accepted()
+
+    @app.put("/participants/<request_id>")
+    async def put_batch(request: Request, request_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "participants")
+        models.decode(models.ParticipantsIDPutResponse, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
+    @app.put("/participants/<request_id>/error")
+    async def put_batch_error(request: Request, request_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "participants")
+        models.decode(models.ErrorInformationObject, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
+    # ---------------------------------------------------------------- /quotes
+
+    @app.post("/quotes")
+    async def post_quote(request: Request) -> HTTPResponse:
+        msg = await inbound(request, services, "quotes")
+        await quotes.request(msg, models.decode(models.QuotesPostRequest, msg.body))
+        return accepted()
+
+    @app.get("/quotes/<quote_id>")
+    async def get_quote(request: Request, quote_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "quotes")
+        await quotes.relay(msg, "GET", quote_id)
+        return accepted()
+
+    @app.put("/quotes/<quote_id>")
+    async def put_quote(request: Request, quote_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "quotes")
+        await quotes.answer(msg, quote_id, models.decode(models.QuotesIDPutResponse, msg.body))
+        return ok()
+
+    @app.put("/quotes/<quote_id>/error")
+    async def put_quote_error(request: Request, quote_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "quotes")
+        body = models.decode(models.ErrorInformationObject, msg.body)
+        await quotes.relay(msg, "PUT", quote_id, body.error_information.error_code)
+        return ok()
+
+    # ---------------------------------------------------------------- /transfers
+
+    @app.post("/transfers")
+    async def post_transfer(request: Request) -> HTTPResponse:
+        msg = await inbound(request, services, "transfers")
+        await transfers.prepare(msg, models.decode(models.TransfersPostRequest, msg.body))
+        return accepted()
+
+    @app.get("/transfers/<transfer_id>")
+    async def get_transfer(request: Request, transfer_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "transfers", destination_required=False)
+        await transfers.get(msg, transfer_id)
+        return accepted()
+
+    @app.put("/transfers/<transfer_id>")
+    async def put_transfer(request: Request, transfer_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "transfers")
+        await transfers.fulfil(msg, transfer_id, models.decode(models.TransfersIDPutResponse, msg.body))
+        return ok()
+
+    @app.put("/transfers/<transfer_id>/error")
+    async def put_transfer_error(request: Request, transfer_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "transfers")
+        await transfers.reject(msg, transfer_id, models.decode(models.ErrorInformationObject, msg.body))
+        return ok()
+
+    return app

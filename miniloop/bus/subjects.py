@@ -28,6 +28,18 @@ def transfer(transfer_id: str, state: str) -> str:
     return f"{PREFIX}.transfer.{transfer_id}.{state}"
 
 
+def quote(quote_id: str, what: str) -> str:
+    return f"{PREFIX}.quote.{quote_id}.{what}"
+
+
+def lookup(party_id_type: str, what: str) -> str:
+    return f"{PREFIX}.lookup.{party_id_type}.{what}"
+
+
+def callback(participant: str, what: str) -> str:
+    return f"{PREFIX}.callback.{participant}.{what}"
+
+
 def settlement_window(window_id: int, state: str) -> str:
     return f"{PREFIX}.settlementWindow.{window_id}.{state}"
 

@@ -186,6 +186,56 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (party_id_type, party_identifier, party_sub_id, currency)
     );
     """,
+    # 4: FSPIOP: transfers' contract details, quotes, and the outbox of messages owed to DFSPs
+    """
+    CREATE TABLE transfer_fspiop (
+        transfer_id TEXT PRIMARY KEY REFERENCES transfer(id),
+        payer_fsp TEXT NOT NULL,
+        payee_fsp TEXT NOT NULL,
+        payer_account_id INTEGER REFERENCES account(id),
+        payee_account_id INTEGER REFERENCES account(id),
+        ilp_condition TEXT NOT NULL,
+        ilp_packet TEXT NOT NULL,
+        expiration TEXT NOT NULL,         -- as the payer sent it; transfer.expires_at is it in UTC
+        api_version TEXT NOT NULL,        -- the Content-Type version of the prepare
+        prepare_hash TEXT NOT NULL,
+        fulfil_hash TEXT,
+        fulfilment TEXT,
+        error_hash TEXT,
+        error_code TEXT,
+        error_description TEXT
+    );
+    CREATE INDEX transfer_expiring ON transfer(expires_at) WHERE state IN ('RECEIVED_PREPARE', 'RESERVED');
+    CREATE TABLE quote (
+        id TEXT PRIMARY KEY,
+        transaction_id TEXT NOT NULL,
+        payer_fsp TEXT NOT NULL,
+        payee_fsp TEXT NOT NULL,
+        amount_type TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        state TEXT NOT NULL,              -- RECEIVED, ANSWERED, REJECTED
+        transfer_amount INTEGER,
+        ilp_condition TEXT,
+        expiration TEXT,
+        error_code TEXT,
+        created_date TEXT NOT NULL,
+        changed_date TEXT NOT NULL
+    );
+    -- messages the hub owes to DFSPs: written in the same transaction as the change that causes
+    -- them, deleted once delivered, re-sent after a restart
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        participant TEXT NOT NULL,
+        method TEXT NOT NULL,
+        url TEXT NOT NULL,
+        headers TEXT NOT NULL,            -- JSON object
+        body BLOB,
+        on_failure TEXT,                  -- JSON: the error owed to the sender if delivery fails
+        created_date TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,10 +6,11 @@ Caps stay exact without locks when one thread applies changes in arrival order, 
 
 Callers `await writer.run(command, *args)`. A command is a plain function `command(tx, *args)`
 that runs in the writer's thread with a `Tx`; it reads and writes with `tx.conn` and may call
-`tx.emit(subject, event)`. Each command runs inside its own SAVEPOINT, so one that raises rolls
-back alone and its exception reaches its caller, while the rest of the batch commits. Events are
-handed to the publisher only after the batch is committed: nothing is announced that a crash
-could take back. The caller's future resolves after the commit, so a 202 sent after `run`
+`tx.emit(subject, event)`, and may owe messages to DFSPs with `tx.owe(message)` (rows it wrote to
+the outbox table). Each command runs inside its own SAVEPOINT, so one that raises rolls
+back alone and its exception reaches its caller, while the rest of the batch commits. Events and
+owed messages are handed on only after the batch is committed: nothing is announced or sent that
+a crash could take back. The caller's future resolves after the commit, so a 202 sent after `run`
 returns is durable.
 """
 
@@ -43,6 +44,11 @@ class Tx:
     conn: sqlite3.Connection
     now: str
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    messages: list[Any] = field(default_factory=list)
+
+    def owe(self, message: Any) -> None:
+        """Hand `message` (already in the outbox table) to the deliverer once committed."""
+        self.messages.append(message)
 
     def emit(self, subject: str, event: dict[str, Any]) -> None:
         """Publish `event` on `subject` once the transaction has committed, stamped with the time."""
@@ -50,6 +56,7 @@ class Tx:
 
 
 Publisher = Callable[[list[tuple[str, dict[str, Any]]]], None]
+Deliverer = Callable[[list[Any]], None]
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Writer:
     def __init__(self, conn: sqlite3.Connection, publish: Publisher | None = None) -> None:
         self._conn = conn
         self._publish = publish
+        self.deliver: Deliverer | None = None  # set by whoever sends the outbox (miniloop.notify)
         self._queue: asyncio.Queue[_Command | None] = asyncio.Queue(QUEUE_BOUND)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._task: asyncio.Task[None] | None = None
@@ -110,7 +118,7 @@ class Writer:
                     break
                 batch.append(item)
             try:
-                outcomes, events = await loop.run_in_executor(self._thread, self._apply, batch)
+                outcomes, events, messages = await loop.run_in_executor(self._thread, self._apply, batch)
             except BaseException as exc:  # the whole transaction failed (disk full, I/O error)
                 log.error("ledger batch of %d failed: %s", len(batch), exc)
                 for command in batch:
@@ -126,18 +134,24 @@ class Writer:
                     command.future.set_result(value)
                 else:
                     command.future.set_exception(value)
+            if messages and self.deliver is not None:
+                try:
+                    self.deliver(messages)
+                except Exception:  # they stay in the outbox and are sent at the next start
+                    log.exception("handing committed messages to the deliverer failed")
             if events and self._publish is not None:
                 try:
                     self._publish(events)
                 except Exception:  # events are a view of the ledger; never fail a write for them
                     log.exception("publishing ledger events failed")
 
-    def _apply(self, batch: list[_Command]) -> tuple[list[tuple[bool, Any]], list[Any]]:
+    def _apply(self, batch: list[_Command]) -> tuple[list[tuple[bool, Any]], list[Any], list[Any]]:
         """Runs in the writer thread: one transaction, one savepoint per command."""
         assert threading.current_thread().name.startswith("ledger-writer")
         conn = self._conn
         outcomes: list[tuple[bool, Any]] = []
         events: list[tuple[str, dict[str, Any]]] = []
+        messages: list[Any] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for command in batch:
@@ -153,9 +167,10 @@ class Writer:
                 conn.execute("RELEASE command")
                 outcomes.append((True, value))
                 events.extend(tx.events)
+                messages.extend(tx.messages)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return outcomes, events
+        return outcomes, events, messages

@@ -76,7 +76,7 @@ class Oracles:
         self, party_id_type: str, identifier: str, fsp_id: str, sub_id: str = "", currency: str = ""
     ) -> None:
         """Record in the built-in oracle that `fsp_id` serves this party."""
-        await self.ledger.write(_register_party, party_id_type, identifier, sub_id, currency, fsp_id)
+        await self.ledger.write(record_party, party_id_type, identifier, sub_id, currency, fsp_id)
 
 
 def _oracle_input(body: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def _delete_oracle(tx: Tx, oracle_id: int) -> None:
     tx.emit(subjects.oracle(oracle_id, "deleted"), {"type": "oracle.deleted", "oracleId": oracle_id})
 
 
-def _register_party(tx: Tx, party_id_type: str, identifier: str, sub_id: str, currency: str, fsp_id: str) -> None:
+def record_party(tx: Tx, party_id_type: str, identifier: str, sub_id: str, currency: str, fsp_id: str) -> None:
     tx.conn.execute(
         "INSERT INTO party (party_id_type, party_identifier, party_sub_id, currency, fsp_id, created_date) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET fsp_id = excluded.fsp_id",

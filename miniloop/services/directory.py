@@ -1,0 +1,47 @@
+"""Which participants exist and are active, kept in memory for the header check of every request.
+
+FSPIOP-Source must name a registered, active participant before anything else happens. Asking
+SQLite on every request would cost a database round trip on the hot path; participants change
+rarely, and every change publishes a `participant` event after its commit, so the cache is
+dropped on those events and read again on the next request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from miniloop.bus import subjects
+from miniloop.fspiop.errors import FspiopError
+from miniloop.ledger import Ledger
+from miniloop.services.participants import HUB_NAME
+
+_PARTICIPANT_EVENTS = subjects.participant("", "").split("..")[0] + "."
+
+
+class Directory:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._active: dict[str, bool] | None = None
+        self._generation = 0  # a read that started before a change must not refill the cache
+
+    def on_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Called with every committed batch of events: a participant change empties the cache."""
+        if any(subject.startswith(_PARTICIPANT_EVENTS) for subject, _ in events):
+            self._active = None
+            self._generation += 1
+
+    async def require_active(self, name: str) -> None:
+        """3100 unless `name` is a registered, active participant (the Hub always is)."""
+        if name == HUB_NAME:
+            return
+        active = self._active
+        if active is None:
+            generation = self._generation
+            rows = await self._ledger.fetch_all("SELECT name, is_active FROM participant")
+            active = {r["name"]: bool(r["is_active"]) for r in rows}
+            if generation == self._generation:
+                self._active = active
+        if name not in active:
+            raise FspiopError("3100", f"FSPIOP-Source {name} is not a registered participant")
+        if not active[name]:
+            raise FspiopError("3100", f"FSPIOP-Source {name} is not an active participant")

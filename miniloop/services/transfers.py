@@ -1,0 +1,416 @@
+"""A transfer's journey through the switch: prepare, fulfil or reject, and expiry.
+
+Read top to bottom, this is what central-ledger's prepare, position, fulfil and timeout handlers
+do, as one writer command per message (miniloop.ledger.writer), so each step is atomic and
+durable before the DFSP gets its 202/200:
+
+1. prepare (POST /transfers from the payer): duplicate check on the body hash, validation (3100),
+   liquidity (4001) then Net Debit Cap (4200), reserve on the payer's position, forward to the payee.
+2. fulfil (PUT /transfers/{ID} from the payee): duplicate check, headers, state, expiry (3303),
+   sha256(fulfilment) == condition (3100), commit: the payee's position goes down, the payer gets
+   the PUT; a payee that answered RESERVED gets a PATCH with the final state.
+3. reject (PUT /transfers/{ID}/error from the payee): abort, the payer's position is restored and
+   the error forwarded to the payer.
+4. get (GET /transfers/{ID}): the hub answers from the ledger.
+5. expiry: one sweeper expires what is due (3303 to the payer, and to the payee if reserved).
+
+A POSITION value above zero means the DFSP owes the scheme. Amounts are integer units of
+1/10,000 (miniloop.money). Every state goes into transfer_state_change (append-only), with
+central-ledger's internal state names; DFSPs see the API state (API_STATE).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from miniloop import money
+from miniloop.bus import subjects
+from miniloop.fspiop import ilp
+from miniloop.fspiop.errors import FspiopError
+from miniloop.fspiop.models import ErrorInformationObject, TransfersIDPutResponse, TransfersPostRequest
+from miniloop.ledger import Ledger, Tx
+from miniloop.services import outbox
+from miniloop.services.outbox import Inbound
+from miniloop.services.participants import change_position, record_state
+
+POSITION, SETTLEMENT = 1, 2  # ledger_account_type ids, seeded by the first migration
+EXPIRE_BATCH = 500  # transfers expired per writer command
+
+# central-ledger's internal states -> the TransferState a DFSP sees
+API_STATE = {
+    "RECEIVED_PREPARE": "RECEIVED",
+    "RESERVED": "RESERVED", "RECEIVED_FULFIL": "RESERVED", "RECEIVED_REJECT": "RESERVED",
+    "RECEIVED_ERROR": "RESERVED", "RESERVED_TIMEOUT": "RESERVED",
+    "COMMITTED": "COMMITTED", "SETTLED": "COMMITTED",
+    "ABORTED_REJECTED": "ABORTED", "ABORTED_ERROR": "ABORTED", "EXPIRED_PREPARED": "ABORTED",
+    "EXPIRED_RESERVED": "ABORTED", "INVALID": "ABORTED", "FAILED": "ABORTED",
+}
+
+
+class Transfers:
+    """The async face the API calls; every method is one writer command."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def prepare(self, msg: Inbound, body: TransfersPostRequest) -> None:
+        await self.ledger.write(prepare, msg, body)
+
+    async def fulfil(self, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse) -> None:
+        await self.ledger.write(fulfil, msg, transfer_id, body)
+
+    async def reject(self, msg: Inbound, transfer_id: str, body: ErrorInformationObject) -> None:
+        await self.ledger.write(reject, msg, transfer_id, body)
+
+    async def get(self, msg: Inbound, transfer_id: str) -> None:
+        await self.ledger.write(get, msg, transfer_id)
+
+    async def any_due(self, now: str) -> bool:
+        row = await self.ledger.fetch_one(
+            "SELECT 1 FROM transfer WHERE state IN ('RECEIVED_PREPARE', 'RESERVED') AND expires_at <= ? "
+            "AND kind = 'FSPIOP' LIMIT 1",
+            (now,),
+        )
+        return row is not None
+
+    async def expire_due(self) -> int:
+        return await self.ledger.write(expire_due, EXPIRE_BATCH)
+
+
+# ------------------------------------------------------------------------------------ 1. prepare
+
+
+def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
+    transfer_id = body.transfer_id
+    error_path = f"/transfers/{transfer_id}/error"
+    existing = _transfer(tx, transfer_id)
+    if existing is not None:
+        _resend_or_refuse(tx, msg, existing)
+        return
+
+    units = money.to_units(Decimal(body.amount.amount))
+    currency = body.amount.currency
+    expires_at = _utc(body.expiration)
+    tx.conn.execute(
+        "INSERT INTO transfer (id, kind, amount, currency, state, expires_at, created_date) "
+        "VALUES (?, 'FSPIOP', ?, ?, 'RECEIVED_PREPARE', ?, ?)",
+        (transfer_id, units, currency, expires_at, tx.now),
+    )
+    tx.conn.execute(
+        "INSERT INTO transfer_fspiop (transfer_id, payer_fsp, payee_fsp, ilp_condition, ilp_packet, expiration, "
+        "api_version, prepare_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (transfer_id, body.payer_fsp, body.payee_fsp, body.condition, body.ilp_packet, body.expiration,
+         msg.version, msg.body_hash),
+    )
+    record_state(tx, transfer_id, "RECEIVED_PREPARE")
+
+    problem = _prepare_problem(tx, msg, body, units, expires_at)
+    if isinstance(problem, FspiopError):
+        record_state(tx, transfer_id, "INVALID", problem.description)
+        _finish(tx, transfer_id, problem)
+        outbox.reply_error(tx, msg, error_path, problem)
+        _event(tx, transfer_id, "INVALID", body.payer_fsp, body.payee_fsp, units, currency, problem)
+        return
+    payer, payee = problem
+
+    # the position check: liquidity cover first (4001), then the Net Debit Cap (4200)
+    check = tx.conn.execute(
+        "SELECT pp.value + pp.reserved_value AS effective, -sp.value AS liquidity, l.value AS ndc "
+        "FROM position pp JOIN position sp ON sp.account_id = ? "
+        "LEFT JOIN participant_limit l ON l.account_id = pp.account_id WHERE pp.account_id = ?",
+        (payer["settlement_id"], payer["position_id"]),
+    ).fetchone()
+    refusal = None
+    if check["liquidity"] - check["effective"] < units:
+        refusal = FspiopError("4001", f"the payer's liquidity cover is {money.format_amount(check['liquidity'])} "
+                                      f"{currency} and its position {money.format_amount(check['effective'])}")
+    elif (check["ndc"] or 0) - check["effective"] < units:
+        refusal = FspiopError("4200", f"the payer's Net Debit Cap is {money.format_amount(check['ndc'] or 0)} "
+                                      f"{currency} and its position {money.format_amount(check['effective'])}")
+    if refusal is not None:
+        record_state(tx, transfer_id, "ABORTED_REJECTED", refusal.description)
+        _finish(tx, transfer_id, refusal)
+        outbox.reply_error(tx, msg, error_path, refusal)
+        _event(tx, transfer_id, "ABORTED_REJECTED", body.payer_fsp, body.payee_fsp, units, currency, refusal)
+        return
+
+    change_position(tx, payer["position_id"], units, transfer_id)
+    tx.conn.execute(
+        "UPDATE transfer_fspiop SET payer_account_id = ?, payee_account_id = ? WHERE transfer_id = ?",
+        (payer["position_id"], payee["position_id"], transfer_id),
+    )
+    tx.conn.executemany(
+        "INSERT INTO transfer_participant (transfer_id, account_id, role, ledger_entry_type, amount) "
+        "VALUES (?, ?, ?, 'PRINCIPLE_VALUE', ?)",
+        [(transfer_id, payer["position_id"], "PAYER_DFSP", units),
+         (transfer_id, payee["position_id"], "PAYEE_DFSP", -units)],
+    )
+    record_state(tx, transfer_id, "RESERVED")
+    outbox.forward(tx, msg, body.payee_fsp, "POST")
+    _event(tx, transfer_id, "RESERVED", body.payer_fsp, body.payee_fsp, units, currency)
+
+
+def _resend_or_refuse(tx: Tx, msg: Inbound, existing: sqlite3.Row) -> None:
+    """A POST for a known transfer id: same body, tell the payer where it stands; else 3106."""
+    transfer_id = existing["id"]
+    if existing["prepare_hash"] != msg.body_hash:
+        outbox.reply_error(tx, msg, f"/transfers/{transfer_id}/error",
+                           FspiopError("3106", "a transfer with this id and a different body exists"))
+        return
+    if API_STATE[existing["state"]] in ("COMMITTED", "ABORTED"):
+        outbox.hub_message(tx, msg.source, "PUT", f"/transfers/{transfer_id}", _state_body(existing),
+                           msg.version, msg.traceparent)
+    # RECEIVED or RESERVED: still in progress, its callback will come
+
+
+def _prepare_problem(
+    tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int, expires_at: str
+) -> FspiopError | tuple[sqlite3.Row, sqlite3.Row]:
+    """The first rule the prepare breaks (3100), or the payer's and payee's accounts."""
+    if msg.source != body.payer_fsp:
+        return FspiopError("3100", "FSPIOP-Source header should match Payer")
+    if msg.destination is not None and msg.destination != body.payee_fsp:
+        return FspiopError("3100", "FSPIOP-Destination header should match Payee")
+    if body.payer_fsp == body.payee_fsp:
+        return FspiopError("3100", "Payer FSP and Payee FSP should be different")
+    if units <= 0:
+        return FspiopError("3100", "the amount must be greater than zero")
+    if expires_at <= tx.now:
+        return FspiopError("3100", f"Expiration date {body.expiration} is already in the past")
+    found = []
+    for role, name in (("Payer", body.payer_fsp), ("Payee", body.payee_fsp)):
+        accounts = _accounts(tx, name, body.amount.currency)
+        if accounts is None:
+            return FspiopError("3100", f"{role} FSP {name} is not a registered participant")
+        if not accounts["participant_active"]:
+            return FspiopError("3100", f"{role} FSP {name} is not active")
+        if accounts["position_id"] is None or not accounts["position_active"]:
+            return FspiopError("3100", f"{role} FSP {name} has no active {body.amount.currency} position account")
+        found.append(accounts)
+    return found[0], found[1]
+
+
+# ------------------------------------------------------------------------------------ 2. fulfil
+
+
+def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse) -> None:
+    error_path = f"/transfers/{transfer_id}/error"
+    t = _transfer(tx, transfer_id)
+    if t is None:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3208", f"transfer {transfer_id} is not known"))
+        return
+    if msg.source != t["payee_fsp"]:  # only the payee may commit; an outsider changes nothing
+        outbox.reply_error(tx, msg, error_path, FspiopError("3100", "FSPIOP-Source header should match Payee"))
+        return
+    if t["fulfil_hash"] is not None:  # a fulfil was processed before: a resend, or a modified one
+        if t["fulfil_hash"] == msg.body_hash:
+            outbox.hub_message(tx, msg.source, "PUT", f"/transfers/{transfer_id}", _state_body(t),
+                               msg.version, msg.traceparent)
+        else:
+            outbox.reply_error(tx, msg, error_path,
+                               FspiopError("3106", "a different fulfilment was already received for this transfer"))
+        return
+    wants_notice = body.transfer_state == "RESERVED"
+    if wants_notice and msg.version == "1.0":
+        return  # there is no PATCH in v1.0: Mojaloop ignores it, and the transfer will expire
+    if body.transfer_state not in ("COMMITTED", "RESERVED"):
+        outbox.reply_error(tx, msg, error_path, FspiopError(
+            "3100", f"transferState {body.transfer_state} cannot be sent here; reject with PUT {error_path}"))
+        return
+    if t["state"] != "RESERVED":
+        code = "3303" if t["state"].startswith("EXPIRED") else "3100"
+        outbox.reply_error(tx, msg, error_path,
+                           FspiopError(code, f"the transfer is {API_STATE[t['state']]}, not RESERVED"))
+        return
+
+    tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ? WHERE transfer_id = ?", (msg.body_hash, transfer_id))
+    if msg.destination != t["payer_fsp"]:
+        problem = FspiopError("3100", "FSPIOP-Destination header should match Payer")
+    elif t["expires_at"] <= tx.now:
+        problem = FspiopError("3303", "the fulfilment arrived after the transfer expired")
+    elif not body.fulfilment or not ilp.fulfils(body.fulfilment, t["ilp_condition"]):
+        problem = FspiopError("3100", "invalid fulfilment")
+    else:
+        problem = None
+    if problem is not None:
+        state = "EXPIRED_RESERVED" if problem.code == "3303" else "ABORTED_ERROR"
+        record_state(tx, transfer_id, "RECEIVED_ERROR" if state == "ABORTED_ERROR" else "RESERVED_TIMEOUT",
+                     problem.description)
+        _abort(tx, t, state, problem, msg.version, msg.traceparent, payee_notice="patch" if wants_notice else "error")
+        return
+
+    # commit: the payer's position moved at prepare; now the payee's goes down
+    record_state(tx, transfer_id, "RECEIVED_FULFIL")
+    change_position(tx, t["payee_account_id"], -t["amount"], transfer_id)
+    record_state(tx, transfer_id, "COMMITTED")
+    tx.conn.execute(
+        "UPDATE transfer SET completed_date = ?, settlement_window_id = "
+        "(SELECT id FROM settlement_window WHERE state = 'OPEN') WHERE id = ?",
+        (tx.now, transfer_id),
+    )
+    tx.conn.execute("UPDATE transfer_fspiop SET fulfilment = ? WHERE transfer_id = ?", (body.fulfilment, transfer_id))
+    if wants_notice:
+        # the payer is told COMMITTED (the body it gets differs from the payee's, as in Mojaloop);
+        # the payee asked to be told the outcome: a PATCH
+        t = _transfer(tx, transfer_id)
+        outbox.hub_message(tx, t["payer_fsp"], "PUT", f"/transfers/{transfer_id}", _state_body(t), msg.version,
+                           msg.traceparent)
+        outbox.hub_message(tx, t["payee_fsp"], "PATCH", f"/transfers/{transfer_id}",
+                           {"completedTimestamp": tx.now, "transferState": "COMMITTED"}, msg.version, msg.traceparent)
+    else:
+        outbox.forward(tx, msg, t["payer_fsp"], "PUT")
+    _event(tx, transfer_id, "COMMITTED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"])
+
+
+# ------------------------------------------------------------------------------------ 3. reject
+
+
+def reject(tx: Tx, msg: Inbound, transfer_id: str, body: ErrorInformationObject) -> None:
+    error_path = f"/transfers/{transfer_id}/error"
+    t = _transfer(tx, transfer_id)
+    if t is None:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3208", f"transfer {transfer_id} is not known"))
+        return
+    if msg.source != t["payee_fsp"]:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3100", "only the payee can reject a transfer"))
+        return
+    if t["error_hash"] is not None or t["state"] != "RESERVED":
+        if t["error_hash"] not in (None, msg.body_hash):
+            outbox.reply_error(tx, msg, error_path,
+                               FspiopError("3106", "a different error was already received for this transfer"))
+        return  # an identical resend, or too late: the transfer has its outcome
+    info = body.error_information
+    tx.conn.execute(
+        "UPDATE transfer_fspiop SET error_hash = ?, error_code = ?, error_description = ? WHERE transfer_id = ?",
+        (msg.body_hash, info.error_code, info.error_description, transfer_id),
+    )
+    record_state(tx, transfer_id, "RECEIVED_ERROR", info.error_description)
+    record_state(tx, transfer_id, "ABORTED_ERROR", info.error_description)
+    change_position(tx, t["payer_account_id"], -t["amount"], transfer_id)
+    tx.conn.execute("UPDATE transfer SET completed_date = ? WHERE id = ?", (tx.now, transfer_id))
+    outbox.forward(tx, msg, t["payer_fsp"], "PUT")
+    _event(tx, transfer_id, "ABORTED_ERROR", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"],
+           error_code=info.error_code)
+
+
+# ------------------------------------------------------------------------------------ 4. get
+
+
+def get(tx: Tx, msg: Inbound, transfer_id: str) -> None:
+    t = _transfer(tx, transfer_id)
+    if t is None:
+        outbox.reply_error(tx, msg, f"/transfers/{transfer_id}/error",
+                           FspiopError("3208", f"transfer {transfer_id} is not known"))
+    elif msg.source not in (t["payer_fsp"], t["payee_fsp"]):
+        outbox.reply_error(tx, msg, f"/transfers/{transfer_id}/error",
+                           FspiopError("3000", "only the payer and the payee may ask about a transfer"))
+    else:
+        outbox.hub_message(tx, msg.source, "PUT", f"/transfers/{transfer_id}", _state_body(t), msg.version,
+                           msg.traceparent)
+
+
+# ------------------------------------------------------------------------------------ 5. expiry
+
+
+def expire_due(tx: Tx, limit: int) -> int:
+    """Expire every transfer whose expiration has passed (at most `limit`); return how many."""
+    due = tx.conn.execute(
+        "SELECT id FROM transfer WHERE state IN ('RECEIVED_PREPARE', 'RESERVED') AND expires_at <= ? "
+        "AND kind = 'FSPIOP' ORDER BY expires_at LIMIT ?",
+        (tx.now, limit),
+    ).fetchall()
+    expired = FspiopError("3303", "the transfer expired before it was fulfilled")
+    for row in due:
+        t = _transfer(tx, row["id"])
+        assert t is not None
+        if t["state"] == "RESERVED":
+            record_state(tx, t["id"], "RESERVED_TIMEOUT")
+            _abort(tx, t, "EXPIRED_RESERVED", expired, t["api_version"], None, payee_notice="error")
+        else:
+            record_state(tx, t["id"], "EXPIRED_PREPARED", expired.description)
+            _finish(tx, t["id"], expired)
+            outbox.error(tx, t["payer_fsp"], f"/transfers/{t['id']}/error", expired, t["api_version"])
+            _event(tx, t["id"], "EXPIRED_PREPARED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], expired)
+    return len(due)
+
+
+# ------------------------------------------------------------------------------------ shared steps
+
+
+def _abort(tx: Tx, t: sqlite3.Row, state: str, problem: FspiopError, version: str, traceparent: str | None,
+           *, payee_notice: str) -> None:
+    """End a reserved transfer without paying: restore the payer's position, tell both sides."""
+    transfer_id = t["id"]
+    record_state(tx, transfer_id, state, problem.description)
+    change_position(tx, t["payer_account_id"], -t["amount"], transfer_id)
+    _finish(tx, transfer_id, problem)
+    path = f"/transfers/{transfer_id}"
+    outbox.error(tx, t["payer_fsp"], path + "/error", problem, version, traceparent)
+    if payee_notice == "patch":
+        outbox.hub_message(tx, t["payee_fsp"], "PATCH", path, {
+            "completedTimestamp": tx.now, "transferState": "ABORTED",
+            "extensionList": {"extension": [{"key": "cause", "value": f"{problem.code}: {problem.description}"[:128]}]},
+        }, version, traceparent)
+    else:
+        outbox.error(tx, t["payee_fsp"], path + "/error", problem, version, traceparent)
+    _event(tx, transfer_id, state, t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], problem)
+
+
+def _finish(tx: Tx, transfer_id: str, problem: FspiopError) -> None:
+    tx.conn.execute("UPDATE transfer SET completed_date = ? WHERE id = ?", (tx.now, transfer_id))
+    tx.conn.execute(
+        "UPDATE transfer_fspiop SET error_code = ?, error_description = ? WHERE transfer_id = ?",
+        (problem.code, problem.description, transfer_id),
+    )
+
+
+def _transfer(tx: Tx, transfer_id: str) -> sqlite3.Row | None:
+    return tx.conn.execute(
+        "SELECT t.id, t.amount, t.currency, t.state, t.expires_at, t.completed_date, f.* "
+        "FROM transfer t JOIN transfer_fspiop f ON f.transfer_id = t.id WHERE t.id = ?",
+        (transfer_id,),
+    ).fetchone()
+
+
+def _accounts(tx: Tx, name: str, currency: str) -> sqlite3.Row | None:
+    return tx.conn.execute(
+        "SELECT p.is_active AS participant_active, pos.id AS position_id, pos.is_active AS position_active, "
+        "st.id AS settlement_id FROM participant p "
+        "LEFT JOIN account pos ON pos.participant_id = p.id AND pos.currency = ?2 AND pos.ledger_account_type_id = ?3 "
+        "LEFT JOIN account st ON st.participant_id = p.id AND st.currency = ?2 AND st.ledger_account_type_id = ?4 "
+        "WHERE p.name = ?1",
+        (name, currency, POSITION, SETTLEMENT),
+    ).fetchone()
+
+
+def _state_body(t: sqlite3.Row) -> dict[str, Any]:
+    """What GET /transfers/{ID} answers: the API state, and when and how it ended."""
+    state = API_STATE[t["state"]]
+    body: dict[str, Any] = {"transferState": state}
+    if t["completed_date"] and state in ("COMMITTED", "ABORTED"):
+        body["completedTimestamp"] = t["completed_date"]
+    if state == "COMMITTED" and t["fulfilment"]:
+        body["fulfilment"] = t["fulfilment"]
+    return body
+
+
+def _utc(value: str) -> str:
+    """An FSPIOP DateTime as UTC text with milliseconds, so times compare as strings."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _event(tx: Tx, transfer_id: str, state: str, payer: str, payee: str, units: int, currency: str,
+           problem: FspiopError | None = None, error_code: str | None = None) -> None:
+    event: dict[str, Any] = {
+        "type": f"transfer.{state}", "transferId": transfer_id, "state": state, "transferState": API_STATE[state],
+        "payerFsp": payer, "payeeFsp": payee, "amount": money.format_amount(units), "currency": currency,
+    }
+    if problem is not None:
+        event["errorCode"], event["errorDescription"] = problem.code, problem.description
+    elif error_code is not None:
+        event["errorCode"] = error_code
+    tx.emit(subjects.transfer(transfer_id, state), event)
