@@ -26,7 +26,7 @@ from sanic import Sanic
 from miniloop import hubfile, seed
 from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
-from miniloop.api.common import new_app, new_health
+from miniloop.api.common import new_health
 from miniloop.api.fspiop import Services as FspiopServices, fspiop_app
 from miniloop.api.settlement import settlement_app
 from miniloop.bus.events import EventBus
@@ -42,6 +42,7 @@ from miniloop.services.oracles import Oracles
 from miniloop.services.participants import Participants
 from miniloop.services.quotes import Quotes
 from miniloop.services.transfers import Transfers
+from mobile_sim import sim_app
 from miniloop.services.settlement import SettlementWindows
 from miniloop.services.settlement_models import SettlementModels
 
@@ -101,12 +102,14 @@ class Hub:
         self.directory = Directory(self.ledger)
         self.notifier = Notifier(self.ledger, self.bus.publish_batch)
 
+        builtin_oracle = f"{self.urls['als_admin']}/oracle"
         participants = Participants(self.ledger, self.urls["admin"])
         services = seed.Services(participants, SettlementModels(self.ledger), Oracles(self.ledger))
+        await services.oracles.move_builtin(builtin_oracle)
         if hub is not None and await seed.is_fresh(participants):
             try:
                 await seed.seed(hub, services, sim_base_url=self.urls["sim"],
-                                oracle_url=f"{self.urls['als_admin']}/oracle")
+                                oracle_url=builtin_oracle)
             except FspiopError as exc:
                 raise StartupError(
                     f"seeding from {settings.hub_file or 'the demo hub file'} failed: {exc.description}; "
@@ -117,7 +120,6 @@ class Hub:
         if hub is not None:
             await seed.refresh_endpoints(hub, participants, sim_base_url=self.urls["sim"])
 
-        builtin_oracle = f"{self.urls['als_admin']}/oracle"
         transfers = Transfers(self.ledger)
         fspiop = FspiopServices(
             self.directory, AccountLookup(self.ledger, services.oracles, builtin_oracle, self.notifier.session),
@@ -129,7 +131,7 @@ class Hub:
             "admin": admin_app(participants, services.models, health),
             "settlement": settlement_app(SettlementWindows(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health),
-            "sim": new_app("miniloop_sim", health),
+            "sim": sim_app(hub, self.urls["fspiop"], health),
         }
         for name, app in apps.items():
             server = await app.create_server(sock=self._sockets[name], return_asyncio_server=True)

@@ -52,7 +52,7 @@ class Notifier:
         self.session: aiohttp.ClientSession | None = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=WORKERS * 2, limit_per_host=WORKERS, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-            skip_auto_headers=("User-Agent", "Content-Type"),
+            skip_auto_headers=("User-Agent", "Content-Type", "Accept", "Accept-Encoding"),
         )
         ledger.writer.deliver = self.deliver  # from now on, committed messages are queued here
         self.sent = 0

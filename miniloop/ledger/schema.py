@@ -235,6 +235,11 @@ MIGRATIONS: list[str] = [
         on_failure TEXT,                  -- JSON: the error owed to the sender if delivery fails
         created_date TEXT NOT NULL
     );
+    -- what a hub remembers about itself between runs (e.g. the built-in oracle's URL)
+    CREATE TABLE hub_setting (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     """,
 ]
 

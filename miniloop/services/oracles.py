@@ -51,6 +51,14 @@ class Oracles:
     async def delete(self, oracle_id: int) -> None:
         await self.ledger.write(_delete_oracle, oracle_id)
 
+    async def move_builtin(self, url: str) -> None:
+        """Point oracles registered at the built-in oracle's URL of an earlier run at this run's.
+
+        The ALS admin port may change between runs (`--als-admin-port 0`, a new setting), and an
+        oracle is registered by URL, as in Mojaloop.
+        """
+        await self.ledger.write(_move_builtin, url.rstrip("/"))
+
     async def find_party(
         self, party_id_type: str, identifier: str, sub_id: str = "", currency: str | None = None
     ) -> list[dict[str, str]]:
@@ -182,6 +190,16 @@ def _delete_oracle(tx: Tx, oracle_id: int) -> None:
     if deleted is None:
         return
     tx.emit(subjects.oracle(oracle_id, "deleted"), {"type": "oracle.deleted", "oracleId": oracle_id})
+
+
+def _move_builtin(tx: Tx, url: str) -> None:
+    row = tx.conn.execute("SELECT value FROM hub_setting WHERE key = 'builtin_oracle_url'").fetchone()
+    if row is not None and row["value"] != url:
+        tx.conn.execute("UPDATE oracle SET endpoint_value = ? WHERE endpoint_value = ?", (url, row["value"]))
+    tx.conn.execute(
+        "INSERT INTO hub_setting (key, value) VALUES ('builtin_oracle_url', ?) "
+        "ON CONFLICT DO UPDATE SET value = excluded.value", (url,),
+    )
 
 
 def record_party(tx: Tx, party_id_type: str, identifier: str, sub_id: str, currency: str, fsp_id: str) -> None:
