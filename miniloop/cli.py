@@ -62,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--yes", action="store_true", help="do not ask")
     reset.add_argument("--config", type=Path, help="settings file (TOML)")
 
+    scenario = commands.add_parser(
+        "scenario", help="run a payment scenario and narrate it",
+        description="Run a scenario (scenarios/*.toml): simulated customers pay each other over the real "
+                    "stack; every FSPIOP message is printed with its timing, and positions before and after. "
+                    "Uses the hub running on the data directory, or starts a temporary demo hub.")
+    scenario_commands = scenario.add_subparsers(dest="scenario_command", metavar="ACTION", required=True)
+    scenario_run = scenario_commands.add_parser("run", help="run one scenario", description="Run one scenario.")
+    scenario_run.add_argument("name", help="a scenario name (see `miniloop scenario list`) or a .toml file")
+    scenario_run.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
+    scenario_run.add_argument("--verbose", action="store_true", help="print every message's body too")
+    scenario_run.add_argument("--config", type=Path, help="settings file (TOML)")
+    scenario_commands.add_parser("list", help="list the scenarios", description="List the bundled scenarios.")
+
     commands.add_parser("version", help="print the version", description="Print miniloop's version.")
     return parser
 
@@ -73,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return _up(args)
         if args.command == "reset":
             return _reset(args)
+        if args.command == "scenario":
+            return _scenario(args)
         if args.command == "version":
             print(f"miniloop {__version__}")
             return 0
@@ -86,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (None = not given)."""
-    return {k: v for k, v in vars(args).items() if k not in ("command", "config", "yes") and v is not None}
+    ignored = ("command", "config", "yes", "scenario_command", "name", "verbose")
+    return {k: v for k, v in vars(args).items() if k not in ignored and v is not None}
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -145,6 +161,43 @@ def _run(coro: Any) -> int:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from scenarios import runner
+
+    if args.scenario_command == "list":
+        for name in runner.available():
+            print(f"{name:<12} {runner.load(name).description}")
+        return 0
+    scenario = runner.load(args.name)
+    settings = config.load(_flags(args), args.config)
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    return _run(_run_scenario(scenario, settings, args.verbose))
+
+
+async def _run_scenario(scenario: Any, settings: config.Settings, verbose: bool) -> int:
+    """Run on the hub of `settings.data_dir` if one is up; else on a temporary demo hub."""
+    import dataclasses
+    import tempfile
+
+    from scenarios import runner
+
+    narrator = runner.Narrator(sys.stdout, verbose)
+    urls = runner.running_hub(settings.data_dir)
+    if urls is not None:
+        return 0 if await runner.run(scenario, urls, narrator) else 1
+    from miniloop.app import Hub
+
+    with tempfile.TemporaryDirectory(prefix="miniloop-scenario-") as tmp:
+        narrator.line(f"(no hub is running on {settings.data_dir}: starting a temporary demo hub)")
+        ports = {f"{name}_port": 0 for name in ("fspiop", "admin", "settlement", "als_admin", "sim")}
+        hub = Hub(dataclasses.replace(settings, data_dir=Path(tmp), empty=False, hub_file=None, **ports))
+        await hub.start()
+        try:
+            return 0 if await runner.run(scenario, hub.urls, narrator) else 1
+        finally:
+            await hub.stop()
 
 
 def _reset(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ docs/hub-file.md describes every field.
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ import msgspec
 
 from miniloop.errors import ConfigError
 from miniloop.fspiop.errors import FspiopError
+from miniloop.fspiop.ilp import CURRENCY_EXPONENTS
 from miniloop.services import inputs
 from miniloop.services.oracles import PARTY_ID_TYPES
 from miniloop.services.settlement_models import VALID_COMBINATIONS
@@ -39,6 +41,10 @@ class Dfsp(msgspec.Struct, forbid_unknown_fields=True):
     funds_in: str = "10000"
     # where this DFSP's FSPIOP callbacks go; omitted: the built-in simulated DFSP
     callback_url: str | None = None
+    # what the simulated DFSP charges as payee (payeeFspFee in its quotes): a fixed amount plus
+    # a percentage (0..100) of the amount it handles; ignored when callback_url is set
+    quote_fee_fixed: str = "0"
+    quote_fee_percent: str = "0"
     customers: list[Customer] = []
 
 
@@ -113,6 +119,9 @@ def _check(hub: HubFile, where: str) -> None:
                 raise inputs.malformed(f"a DFSP cannot be named {dfsp.name!r}: that is the hub's own name")
             inputs.amount(dfsp.net_debit_cap, f"dfsps.{dfsp.name}.net_debit_cap")
             inputs.amount(dfsp.funds_in, f"dfsps.{dfsp.name}.funds_in")
+            inputs.amount(dfsp.quote_fee_fixed, f"dfsps.{dfsp.name}.quote_fee_fixed")
+            if inputs.amount(dfsp.quote_fee_percent, f"dfsps.{dfsp.name}.quote_fee_percent") > 100:
+                raise inputs.malformed(f'"dfsps.{dfsp.name}.quote_fee_percent" must be at most 100')
             for customer in dfsp.customers:
                 inputs.one_of(customer.id_type, f"dfsps.{dfsp.name}.customers.id_type", PARTY_ID_TYPES)
                 inputs.text(customer.id, f"dfsps.{dfsp.name}.customers.id", max_length=128)
@@ -127,6 +136,14 @@ def _check(hub: HubFile, where: str) -> None:
         if dfsp.currency is not None and dfsp.currency not in hub.currencies:
             raise ConfigError(
                 f"{where}: DFSP {dfsp.name!r} uses {dfsp.currency}, which is not in `currencies`"
+            )
+        currency = dfsp.currency or hub.currencies[0]
+        exponent = CURRENCY_EXPONENTS.get(currency)
+        fee = Decimal(dfsp.quote_fee_fixed)
+        if exponent is not None and fee != round(fee, exponent):
+            raise ConfigError(
+                f"{where}: DFSP {dfsp.name!r} has quote_fee_fixed = {dfsp.quote_fee_fixed!r}, "
+                f"but {currency} amounts have at most {exponent} decimals"
             )
     ids = [(c.id_type, c.id) for d in hub.dfsps for c in d.customers]
     twice = sorted({i for i in ids if ids.count(i) > 1})

@@ -1,0 +1,244 @@
+"""One simulated DFSP: its settings from the hub file and its own books (customers and money).
+
+Why: a real DFSP keeps its customers' accounts in its own core system, which the switch never
+sees; the switch only moves the DFSPs' positions. The simulators keep that core system in
+memory, so a demo shows both sides: the hub's positions and the wallets' balances.
+
+The books are **in memory and reset at every start of miniloop** to the balances in the hub file.
+Transfers a DFSP took part in before a restart are not remembered; its ILP secret, however, is
+derived from its name, so a restarted hub can still fulfil transfers quoted before the restart.
+
+Bookkeeping, in integer units of 1/10,000 (miniloop.money, never float):
+- as payer: `reserve` holds the transfer amount on the customer before POST /transfers, then
+  `commit` debits it (the switch said COMMITTED) or `release` frees it (an error or ABORTED);
+- as payee: `credit` pays the customer when the DFSP releases its fulfilment, and `reverse`
+  takes that back if the switch later aborts the transfer (expiry, invalid fulfilment).
+Each step is keyed by transfer id and happens at most once, so a resent callback never moves
+money twice. Every method is synchronous: on one event loop each is atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from miniloop import hubfile, money
+from mobile_sim.pricing import FeeRule
+
+HISTORY_MAX = 10_000  # finished transfers kept per DFSP (for idempotency and /transfers/recent)
+PENDING_MAX = 10_000  # transfers a DFSP may have reserved and not finished at once
+UNMATCHED_MAX = 100  # callbacks nobody waited for, kept for inspection
+QUOTES_MAX = 10_000  # quotes a DFSP answered as payee, kept to pay out and to answer resends
+
+
+class BooksError(Exception):
+    """A reservation the books refuse: not enough money, or too many transfers in flight."""
+
+
+@dataclass
+class Customer:
+    id: str
+    id_type: str
+    name: str
+    balance: int  # units of 1/10,000
+    reserved: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+    def view(self) -> dict[str, Any]:
+        """The customer as GET /<dfsp>/customers shows it."""
+        return {
+            "id": self.id, "idType": self.id_type, "name": self.name,
+            "balance": money.format_amount(self.balance), "reserved": money.format_amount(self.reserved),
+        }
+
+
+@dataclass
+class Entry:
+    """One transfer in the books. direction "out": our customer pays; "in": our customer is paid."""
+
+    transfer_id: str
+    direction: str
+    customer: Customer
+    units: int
+    counterparty: str
+    currency: str
+    state: str  # out: RESERVED, COMMITTED, ABORTED; in: COMMITTED, ABORTED
+    created_at: float = field(default_factory=time.time)
+    reply: dict[str, Any] | None = None  # "in": the fulfil body we sent, resent on a duplicate
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "transferId": self.transfer_id, "direction": self.direction, "customer": self.customer.id,
+            "amount": money.format_amount(self.units), "currency": self.currency,
+            "counterparty": self.counterparty, "state": self.state,
+        }
+
+
+class Books:
+    """Customers' balances and reservations, and the transfers that moved them."""
+
+    def __init__(self, customers: list[Customer]) -> None:
+        self.customers = {(c.id_type, c.id): c for c in customers}
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self._pending = 0
+
+    def customer(self, id_type: str, party_id: str) -> Customer | None:
+        return self.customers.get((id_type, party_id))
+
+    def find(self, party_id: str, id_type: str | None = None) -> Customer | None:
+        """A customer by id alone (the first one, in hub file order), or by type and id."""
+        if id_type is not None:
+            return self.customer(id_type, party_id)
+        return next((c for c in self.customers.values() if c.id == party_id), None)
+
+    def entry(self, transfer_id: str, direction: str) -> Entry | None:
+        return self.entries.get(f"{direction}:{transfer_id}")
+
+    # --- as payer --------------------------------------------------------------------------------
+
+    def reserve(self, transfer_id: str, customer: Customer, units: int, payee_fsp: str, currency: str) -> Entry:
+        if units < 0:
+            raise BooksError("a negative amount cannot be reserved")
+        if self.entry(transfer_id, "out") is not None:
+            raise BooksError(f"transfer {transfer_id} was already reserved")
+        if self._pending >= PENDING_MAX:
+            raise BooksError(f"{PENDING_MAX} transfers are already in flight")
+        if customer.available < units:
+            raise BooksError(
+                f"customer {customer.id} has {money.format_amount(customer.available)} available, "
+                f"{money.format_amount(units)} is needed"
+            )
+        customer.reserved += units
+        self._pending += 1
+        return self._remember(Entry(transfer_id, "out", customer, units, payee_fsp, currency, "RESERVED"))
+
+    def commit(self, transfer_id: str) -> bool:
+        """Debit a reserved transfer (the switch committed it); False if not reserved here."""
+        entry = self.entry(transfer_id, "out")
+        if entry is None or entry.state != "RESERVED":
+            return False
+        entry.customer.reserved -= entry.units
+        entry.customer.balance -= entry.units
+        entry.state = "COMMITTED"
+        self._pending -= 1
+        return True
+
+    def release(self, transfer_id: str) -> bool:
+        """Free a reserved transfer (aborted or refused); False if not reserved here."""
+        entry = self.entry(transfer_id, "out")
+        if entry is None or entry.state != "RESERVED":
+            return False
+        entry.customer.reserved -= entry.units
+        entry.state = "ABORTED"
+        self._pending -= 1
+        return True
+
+    # --- as payee --------------------------------------------------------------------------------
+
+    def credit(self, transfer_id: str, customer: Customer, units: int, payer_fsp: str, currency: str,
+               reply: dict[str, Any]) -> Entry | None:
+        """Pay the payee customer once per transfer; None if this transfer was seen before."""
+        if self.entry(transfer_id, "in") is not None:
+            return None
+        customer.balance += units
+        return self._remember(Entry(transfer_id, "in", customer, units, payer_fsp, currency, "COMMITTED", reply=reply))
+
+    def reverse(self, transfer_id: str) -> bool:
+        """Take back a credit the switch did not commit after all; False if there is none."""
+        entry = self.entry(transfer_id, "in")
+        if entry is None or entry.state != "COMMITTED":
+            return False
+        entry.customer.balance -= entry.units
+        entry.state = "ABORTED"
+        return True
+
+    # --- history ---------------------------------------------------------------------------------
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest transfers first."""
+        out = []
+        for entry in reversed(self.entries.values()):
+            if len(out) >= limit:
+                break
+            out.append(entry.view())
+        return out
+
+    def _remember(self, entry: Entry) -> Entry:
+        self.entries[f"{entry.direction}:{entry.transfer_id}"] = entry
+        excess = len(self.entries) - HISTORY_MAX
+        if excess > 0:  # forget the oldest finished ones; never a reservation still open
+            doomed = []
+            for key, old in self.entries.items():
+                if len(doomed) >= excess:
+                    break
+                if old.state != "RESERVED":
+                    doomed.append(key)
+            for key in doomed:
+                del self.entries[key]
+        return entry
+
+
+def secret_for(name: str) -> str:
+    """The DFSP's ILP secret: derived from its name, so it survives a restart of the hub.
+
+    Anyone who knows the name can compute it; that is fine for a sandbox and is the point
+    (fulfilments stay reproducible), and it is why no real DFSP does this.
+    """
+    return hashlib.sha256(f"miniloop simulated DFSP {name}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """A quote this DFSP gave as payee: the request, our PUT /quotes body, what the payee gets."""
+
+    request: dict[str, Any]
+    answer: dict[str, Any]
+    receive_units: int
+
+
+@dataclass
+class SimDfsp:
+    """A simulated DFSP: name, currency, fee rule, ILP secret, books and the quotes it gave."""
+
+    name: str
+    currency: str
+    fees: FeeRule
+    books: Books
+    secret: str
+    quotes: OrderedDict[str, Quoted] = field(default_factory=OrderedDict)
+    unmatched: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=UNMATCHED_MAX))
+
+    def remember_quote(self, quote_id: str, quoted: Quoted) -> None:
+        self.quotes[quote_id] = quoted
+        self.quotes.move_to_end(quote_id)
+        while len(self.quotes) > QUOTES_MAX:
+            self.quotes.popitem(last=False)
+
+    @classmethod
+    def from_hub_file(cls, dfsp: hubfile.Dfsp, default_currency: str) -> SimDfsp:
+        customers = [
+            Customer(c.id, c.id_type, c.name, money.to_units(Decimal(c.balance))) for c in dfsp.customers
+        ]
+        return cls(
+            name=dfsp.name,
+            currency=dfsp.currency or default_currency,
+            fees=FeeRule.from_text(dfsp.quote_fee_fixed, dfsp.quote_fee_percent),
+            books=Books(customers),
+            secret=secret_for(dfsp.name),
+        )
+
+
+def simulated(hub: hubfile.HubFile | None) -> dict[str, SimDfsp]:
+    """The DFSPs of the hub file that miniloop simulates: those without a callback_url."""
+    if hub is None:
+        return {}
+    return {
+        d.name: SimDfsp.from_hub_file(d, hub.currencies[0]) for d in hub.dfsps if d.callback_url is None
+    }

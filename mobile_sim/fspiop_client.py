@@ -1,0 +1,122 @@
+"""Requests a simulated DFSP sends to the switch, with the headers a real DFSP sends.
+
+Why: the simulators are ordinary FSPIOP clients reached over real HTTP, so that everything the
+hub sees of them (headers, versions, tracing) is what it would see of a DFSP running Mojaloop's
+SDK, and a problem in the hub's header checks shows up in the demo too.
+
+Every request carries Content-Type `...;version=1.1`, Date (IMF-fixdate), FSPIOP-Source (the
+DFSP), FSPIOP-URI and FSPIOP-HTTP-Method (this message's own path and method), and a W3C
+traceparent; GET and POST also carry Accept `...;version=1`. FSPIOP-Destination is sent whenever
+the sender knows it, i.e. everywhere except GET /parties, where the switch finds the owner.
+One aiohttp session, created and closed with the sim server, carries every request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from miniloop.fspiop.headers import child_traceparent, imf_date, media_type
+
+log = logging.getLogger(__name__)
+
+CONTENT_VERSION = "1.1"
+ACCEPT_VERSION = "1"
+REQUEST_TIMEOUT_S = 10.0  # the switch answers 202/200 once the request is durable: quick
+ANSWER_MAX_BYTES = 64 * 1024  # what we read of a synchronous answer (an error body at most)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The switch's synchronous answer: 200/202 (accepted), or an FSPIOP error.
+
+    `status` 0 means the switch could not be reached; `error` then holds a 1000 body.
+    """
+
+    status: int
+    error: dict[str, Any] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def resource_of(path: str) -> str:
+    """The FSPIOP resource a path belongs to: /quotes/123 -> quotes."""
+    return path.lstrip("/").split("/", 1)[0]
+
+
+def request_headers(method: str, path: str, *, source: str, destination: str | None,
+                    traceparent: str | None = None) -> dict[str, str]:
+    """The FSPIOP headers of one outgoing request."""
+    resource = resource_of(path)
+    method = method.upper()
+    headers = {
+        "Content-Type": media_type(resource, CONTENT_VERSION),
+        "Date": imf_date(),
+        "FSPIOP-Source": source,
+        "FSPIOP-URI": path,
+        "FSPIOP-HTTP-Method": method,
+        "traceparent": child_traceparent(traceparent),
+    }
+    if method in ("GET", "POST", "DELETE"):
+        headers["Accept"] = media_type(resource, ACCEPT_VERSION)
+    if destination:
+        headers["FSPIOP-Destination"] = destination
+    return headers
+
+
+class SwitchClient:
+    """Sends FSPIOP requests to the switch's FSPIOP API at `switch_url`."""
+
+    def __init__(self, switch_url: str) -> None:
+        self.switch_url = switch_url.rstrip("/")
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+            connector=aiohttp.TCPConnector(limit=100),
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def send(self, method: str, path: str, body: dict[str, Any] | None, *, source: str,
+                   destination: str | None, traceparent: str | None = None) -> Answer:
+        """Send one request; never raises for a network problem (it becomes status 0, code 1000)."""
+        if self.session is None:
+            return Answer(0, _communication_error("the simulator's HTTP client is not running"))
+        headers = request_headers(method, path, source=source, destination=destination, traceparent=traceparent)
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        try:
+            async with self.session.request(method, self.switch_url + path, data=data, headers=headers) as response:
+                if 200 <= response.status < 300:
+                    return Answer(response.status)
+                raw = await response.content.read(ANSWER_MAX_BYTES)
+                return Answer(response.status, _error_body(raw, response.status))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("%s %s to the switch failed: %s", method, path, exc or type(exc).__name__)
+            return Answer(0, _communication_error(f"{method} {path} failed: {exc or type(exc).__name__}"))
+
+
+def _error_body(raw: bytes, status: int) -> dict[str, Any]:
+    """The switch's errorInformation body, or one made up from the status when it sent none."""
+    try:
+        body = json.loads(raw)
+        if isinstance(body, dict) and isinstance(body.get("errorInformation"), dict):
+            return body
+    except ValueError:
+        pass
+    code = "2001" if status >= 500 else "3000"
+    return {"errorInformation": {"errorCode": code, "errorDescription": f"the switch answered HTTP {status}"}}
+
+
+def _communication_error(detail: str) -> dict[str, Any]:
+    return {"errorInformation": {"errorCode": "1000", "errorDescription": f"Communication error - {detail}"[:128]}}

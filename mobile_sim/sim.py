@@ -1,0 +1,112 @@
+"""The running simulators: every simulated DFSP, the one client to the switch, and dispatch.
+
+Why one object: all simulated DFSPs share a port, an HTTP client, a bounded task pool and the
+table of callbacks being waited for. The HTTP layer (mobile_sim.app) turns each request into an
+`Incoming` message, answers 202/200 at once and hands the message here; `handle` then does what
+a DFSP does with it, in the background:
+
+- requests to the DFSP as payee (GET /parties, POST /quotes, POST /transfers) -> mobile_sim.payee;
+- callbacks to the DFSP as payer (PUT /parties, /quotes, /transfers and their /error, PATCH)
+  -> the books are settled first (mobile_sim.payee.settle_books), then the callback goes to the
+  /send flow waiting for it (matched by id). One nobody waits for is recorded and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mobile_sim import payee
+from mobile_sim.dfsp import SimDfsp
+from mobile_sim.fspiop_client import Answer, SwitchClient
+from mobile_sim.tasks import TaskPool, Waiters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Incoming:
+    """One FSPIOP request the switch made to a simulated DFSP.
+
+    `ids` are the path's ids: (type, id, subId or None) for parties, (id,) for a quote or a
+    transfer, () for POST. `path` is the FSPIOP path, without the /<dfsp> prefix.
+    """
+
+    dfsp: SimDfsp
+    method: str
+    path: str
+    resource: str
+    ids: tuple[str | None, ...]
+    is_error: bool
+    source: str
+    destination: str | None
+    traceparent: str | None
+    body: dict[str, Any] | None
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What a waiting flow is keyed by: ("parties", type, id, sub) or ("quotes", id) ..."""
+        return (self.dfsp.name, self.resource, *self.ids)
+
+    def what(self) -> str:
+        return f"{self.method} /{self.dfsp.name}{self.path} from {self.source}"
+
+
+class Simulator:
+    """All simulated DFSPs of one hub, and their shared machinery."""
+
+    def __init__(self, dfsps: dict[str, SimDfsp], switch_url: str) -> None:
+        self.dfsps = dfsps
+        self.client = SwitchClient(switch_url)
+        self.pool = TaskPool()
+        self.waiters = Waiters()
+        self.sends_in_flight = 0
+
+    async def start(self) -> None:
+        await self.client.open()
+
+    def stopping(self) -> None:
+        """Wake every /send still waiting, so the server can stop without waiting for timeouts."""
+        self.waiters.cancel_all()
+
+    async def stop(self) -> None:
+        await self.pool.close()
+        await self.client.close()
+
+    def accept(self, message: Incoming) -> bool:
+        """Take a request for background handling; False when too busy (answer 503)."""
+        return self.pool.start(self.handle(message), message.what())
+
+    async def handle(self, message: Incoming) -> None:
+        if message.method == "GET" and message.resource == "parties":
+            await payee.answer_party(self, message)
+        elif message.method == "POST" and message.resource == "quotes":
+            await payee.answer_quote(self, message)
+        elif message.method == "POST" and message.resource == "transfers":
+            await payee.answer_transfer(self, message)
+        else:
+            if message.resource == "transfers":
+                await payee.settle_books(self, message)
+            if not self.waiters.deliver(message.key, message):
+                log.info("unmatched callback %s", message.what())
+                message.dfsp.unmatched.append({
+                    "method": message.method, "path": message.path, "source": message.source,
+                    "receivedAt": time.time(),
+                })
+
+    async def send(self, dfsp: SimDfsp, method: str, path: str, body: dict[str, Any] | None, *,
+                   destination: str | None, traceparent: str | None) -> Answer:
+        """One request from `dfsp` to the switch."""
+        answer = await self.client.send(method, path, body, source=dfsp.name, destination=destination,
+                                        traceparent=traceparent)
+        if not answer.accepted:
+            log.warning("%s: %s %s refused by the switch: %s", dfsp.name, method, path, answer.error)
+        return answer
+
+    async def reply(self, message: Incoming, method: str, path: str, body: dict[str, Any]) -> Answer:
+        """Answer `message` with a callback to whoever sent it (FSPIOP-Destination = its Source)."""
+        return await self.send(message.dfsp, method, path, body, destination=message.source,
+                               traceparent=message.traceparent)
