@@ -95,6 +95,8 @@ def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) 
 
     @app.exception(MethodNotAllowed)
     async def method_not_allowed(request: Request, exc: Exception) -> HTTPResponse:
+        if request.path.endswith("/") and request.path != "/":  # "PUT /transfers/": the id is missing
+            return error_reply(FspiopError("3002", "Not Found"))
         return error_reply(FspiopError("3000", "Method Not Allowed", status=405))
 
     @app.exception(PayloadTooLarge)

@@ -169,7 +169,8 @@ def _resend_or_refuse(tx: Tx, msg: Inbound, existing: sqlite3.Row) -> None:
 def _prepare_problem(
     tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int, expires_at: str
 ) -> FspiopError | tuple[sqlite3.Row, sqlite3.Row]:
-    """The first rule the prepare breaks (3100), or the payer's and payee's accounts."""
+    """The first rule the prepare breaks (3100; 3201 for a payee that cannot be reached), or the
+    payer's and payee's accounts."""
     if msg.source != body.payer_fsp:
         return FspiopError("3100", "FSPIOP-Source header should match Payer")
     if msg.destination is not None and msg.destination != body.payee_fsp:
@@ -190,6 +191,8 @@ def _prepare_problem(
         if accounts["position_id"] is None or not accounts["position_active"]:
             return FspiopError("3100", f"{role} FSP {name} has no active {body.amount.currency} position account")
         found.append(accounts)
+    if outbox.url_for(tx, body.payee_fsp, "POST", "/transfers") is None:
+        return FspiopError("3201", f"Payee FSP {body.payee_fsp} has registered no endpoint for transfers")
     return found[0], found[1]
 
 
