@@ -36,7 +36,11 @@ QUOTES_MAX = 10_000  # quotes a DFSP answered as payee, kept to pay out and to a
 
 
 class BooksError(Exception):
-    """A reservation the books refuse: not enough money, or too many transfers in flight."""
+    """A reservation the books refuse. `code`: 4000 not enough money, 2003 too many in flight."""
+
+    def __init__(self, detail: str, code: str = "4000") -> None:
+        super().__init__(detail)
+        self.code = code
 
 
 @dataclass
@@ -109,7 +113,7 @@ class Books:
         if self.entry(transfer_id, "out") is not None:
             raise BooksError(f"transfer {transfer_id} was already reserved")
         if self._pending >= PENDING_MAX:
-            raise BooksError(f"{PENDING_MAX} transfers are already in flight")
+            raise BooksError(f"{PENDING_MAX} transfers are already in flight", "2003")
         if customer.available < units:
             raise BooksError(
                 f"customer {customer.id} has {money.format_amount(customer.available)} available, "

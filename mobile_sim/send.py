@@ -123,6 +123,19 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
     return SendOrder(customer, id_type, party_id, sub_id, amount, currency, amount_type, note, float(timeout_s))
 
 
+def _usable_quote(quote: dict[str, Any], currency: str) -> int | None:
+    """The quote's transfer amount in units, or None if the payer cannot build a transfer from it."""
+    transfer_amount = quote.get("transferAmount")
+    if not isinstance(transfer_amount, dict) or transfer_amount.get("currency") != currency:
+        return None
+    if not all(isinstance(quote.get(k), str) for k in ("ilpPacket", "condition", "expiration")):
+        return None
+    try:
+        return money.to_units(money.parse_amount(transfer_amount.get("amount"), strict=True))
+    except money.AmountError:
+        return None
+
+
 class Stop(Exception):
     """The flow ends before COMMITTED: its state, HTTP status and the error to report."""
 
@@ -172,7 +185,8 @@ class Flow:
                                       (dfsp.name, "parties", order.id_type, order.party_id, order.sub_id))
         party = (answer.body or {}).get("party")
         if not isinstance(party, dict) or not isinstance(party.get("partyIdInfo"), dict):
-            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription": "the PUT /parties body has no party"})
+            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
+                                        "Generic validation error - the PUT /parties body has no party"})
         self.payee = party
         payee_fsp = party["partyIdInfo"].get("fspId") or answer.source
 
@@ -193,15 +207,11 @@ class Flow:
         answer = await self._exchange("POST", "/quotes", request, payee_fsp, (dfsp.name, "quotes", self.quote_id))
         quote = answer.body or {}
         transfer_amount = quote.get("transferAmount")
-        try:
-            if not isinstance(transfer_amount, dict) or transfer_amount.get("currency") != order.currency:
-                raise money.AmountError(f"transferAmount is not in {order.currency}")
-            units = money.to_units(money.parse_amount(transfer_amount.get("amount"), strict=True))
-            if not all(isinstance(quote.get(k), str) for k in ("ilpPacket", "condition", "expiration")):
-                raise money.AmountError("ilpPacket, condition and expiration are required")
-        except money.AmountError as exc:
-            raise Stop("ABORTED", 502, {"errorCode": "3100",
-                                        "errorDescription": f"Generic validation error - the quote is unusable: {exc}"[:128]}) from None
+        units = _usable_quote(quote, order.currency)
+        if units is None:
+            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
+                                        "Generic validation error - the payee's quote has no usable transferAmount, "
+                                        "ilpPacket, condition or expiration"})
         self.quote = {"quoteId": self.quote_id, "amountType": order.amount_type, "amount": request["amount"]}
         self.quote.update({k: quote[k] for k in ("transferAmount", "payeeFspFee", "payeeReceiveAmount",
                                                  "expiration", "condition") if k in quote})
@@ -211,7 +221,8 @@ class Flow:
         try:
             dfsp.books.reserve(self.transfer_id, customer, units, str(payee_fsp), order.currency)
         except BooksError as exc:
-            raise Stop("ABORTED", 400, {"errorCode": "4000", "errorDescription": f"Generic Payer error - {exc}"[:128]}) from None
+            error = bodies.error(exc.code, str(exc))["errorInformation"]
+            raise Stop("ABORTED", 400 if exc.code == "4000" else 503, error) from None
         transfer = {
             "transferId": self.transfer_id,
             "payerFsp": dfsp.name,

@@ -1,0 +1,719 @@
+"""The simulated DFSPs without a hub: fee arithmetic, bodies, books, checks, and a toy switch.
+
+The pure parts (mobile_sim.pricing, bodies, dfsp, payee's checks, send's input checks, the
+outgoing headers) are tested directly. The last section runs the real sim app against a toy
+switch, a few lines of aiohttp that forward each message by FSPIOP-Destination, so the
+asynchronous plumbing (202 at once, callbacks matched by id, books settled by late callbacks)
+is covered before and independently of the real switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp import web
+from sanic import Sanic
+
+from miniloop import hubfile
+from miniloop.api.common import new_health
+from miniloop.errors import ConfigError
+from miniloop.fspiop import ilp
+from miniloop.fspiop.errors import FspiopError
+from mobile_sim import bodies, sim_app
+from mobile_sim.dfsp import Books, BooksError, Customer, SimDfsp, secret_for, simulated
+from mobile_sim.fspiop_client import request_headers
+from mobile_sim.payee import TransferRefused, check_transfer, quote_answer
+from mobile_sim.pricing import FeeRule, QuoteRefused, quote_terms, text
+from mobile_sim.send import parse_order
+
+D = Decimal
+IMF_DATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+
+
+def make_hub(*, fee_fixed: str = "0", fee_percent: str = "0") -> hubfile.HubFile:
+    raw = {
+        "currencies": ["USD"],
+        "dfsps": [
+            {"name": "payerfsp", "customers": [
+                {"id": "111", "name": "Amara Okafor", "balance": "100"},
+                {"id": "112", "name": "Thabo", "balance": "5.5"},
+            ]},
+            {"name": "payeefsp", "quote_fee_fixed": fee_fixed, "quote_fee_percent": fee_percent, "customers": [
+                {"id": "221", "name": "Kwame Mensah", "balance": "10"},
+                {"id_type": "BUSINESS", "id": "SHOP", "name": "Corner Shop Ltd", "balance": "0"},
+            ]},
+            {"name": "outside", "callback_url": "http://127.0.0.1:1", "customers": [{"id": "331", "name": "X"}]},
+        ],
+    }
+    return msgspec.convert(raw, hubfile.HubFile)
+
+
+def dfsps(**fees: str) -> dict[str, SimDfsp]:
+    return simulated(make_hub(**fees))
+
+
+# --------------------------------------------------------------------------- fee rules and arithmetic
+
+
+def test_no_fee_send_and_receive_are_the_amount() -> None:
+    for amount_type in ("SEND", "RECEIVE"):
+        terms = quote_terms(amount_type, D("100"), FeeRule(), 2)
+        assert (terms.transfer_amount, terms.payee_fsp_fee, terms.payee_receive_amount) == (100, 0, 100)
+
+
+def test_send_takes_the_fee_out_of_what_the_payee_receives() -> None:
+    terms = quote_terms("SEND", D("100"), FeeRule(D("0.5"), D("1")), 2)
+    assert terms.transfer_amount == D("100")
+    assert terms.payee_fsp_fee == D("1.5")
+    assert terms.payee_receive_amount == D("98.5")
+
+
+def test_receive_adds_the_fee_to_the_transfer_amount() -> None:
+    terms = quote_terms("RECEIVE", D("100"), FeeRule(D("0.5"), D("1")), 2)
+    assert terms.transfer_amount == D("101.5")
+    assert terms.payee_fsp_fee == D("1.5")
+    assert terms.payee_receive_amount == D("100")
+
+
+def test_the_equation_holds_for_both_amount_types() -> None:
+    rule = FeeRule(D("0.25"), D("2.5"))
+    for amount_type in ("SEND", "RECEIVE"):
+        for amount in ("1", "7.77", "12345.67"):
+            t = quote_terms(amount_type, D(amount), rule, 2)
+            assert t.payee_receive_amount == t.transfer_amount - t.payee_fsp_fee
+
+
+def test_percent_fees_round_half_up_to_the_minor_unit() -> None:
+    rule = FeeRule(percent=D("1"))
+    assert rule.fee(D("10.50"), 2) == D("0.11")  # 0.105 -> 0.11
+    assert rule.fee(D("10.40"), 2) == D("0.10")  # 0.104 -> 0.10
+    assert rule.fee(D("150"), 0) == D("2")  # JPY: 1.5 -> 2
+    assert rule.fee(D("10.5"), 3) == D("0.105")
+
+
+def test_disclosed_payer_fees_reduce_a_send_transfer_amount() -> None:
+    terms = quote_terms("SEND", D("100"), FeeRule(), 2, payer_fees=D("2"))
+    assert terms.transfer_amount == D("98") and terms.payee_receive_amount == D("98")
+
+
+def test_a_send_that_does_not_cover_the_fee_is_refused_with_5103() -> None:
+    with pytest.raises(QuoteRefused) as exc:
+        quote_terms("SEND", D("1"), FeeRule(D("1")), 2)
+    assert exc.value.code == "5103"
+
+
+def test_more_decimals_than_the_currency_has_is_3100() -> None:
+    with pytest.raises(QuoteRefused) as exc:
+        quote_terms("SEND", D("1.005"), FeeRule(), 2)
+    assert exc.value.code == "3100"
+    quote_terms("SEND", D("1.005"), FeeRule(), 3)  # fine in a 3-decimal currency
+
+
+def test_unknown_amount_type_is_3100() -> None:
+    with pytest.raises(QuoteRefused) as exc:
+        quote_terms("BOTH", D("1"), FeeRule(), 2)
+    assert exc.value.code == "3100"
+
+
+def test_amounts_are_written_the_fspiop_way() -> None:
+    assert [text(D(x)) for x in ("100.00", "12.50", "0.0", "1E+2")] == ["100", "12.5", "0", "100"]
+
+
+# --------------------------------------------------------------------------- hub file fee fields
+
+
+def write_hub(tmp_path: Path, dfsp_lines: str) -> Path:
+    path = tmp_path / "hub.toml"
+    path.write_text(f'currencies = ["USD"]\n[[dfsps]]\nname = "fsp1"\n{dfsp_lines}\n')
+    return path
+
+
+def test_fee_fields_default_to_zero_and_load(tmp_path: Path) -> None:
+    hub = hubfile.load(write_hub(tmp_path, ""))
+    assert (hub.dfsps[0].quote_fee_fixed, hub.dfsps[0].quote_fee_percent) == ("0", "0")
+    hub = hubfile.load(write_hub(tmp_path, 'quote_fee_fixed = "0.5"\nquote_fee_percent = "1.25"'))
+    assert simulated(hub)["fsp1"].fees == FeeRule(D("0.5"), D("1.25"))
+
+
+@pytest.mark.parametrize("lines, words", [
+    ('quote_fee_percent = "101"', "at most 100"),
+    ('quote_fee_percent = "-1"', "quote_fee_percent"),
+    ('quote_fee_fixed = "abc"', "quote_fee_fixed"),
+    ('quote_fee_fixed = "0.125"', "at most 2 decimals"),
+    ("quote_fee_fixed = 1", "Expected `str`"),
+])
+def test_bad_fee_fields_are_refused(tmp_path: Path, lines: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        hubfile.load(write_hub(tmp_path, lines))
+
+
+def test_the_demo_hub_loads_with_its_fee() -> None:
+    sims = simulated(hubfile.load(None))
+    assert sims["merchantbank"].fees == FeeRule(D("0"), D("1"))
+    assert sims["greenwallet"].fees == FeeRule()
+
+
+# --------------------------------------------------------------------------- which DFSPs are simulated
+
+
+def test_only_dfsps_without_callback_url_are_simulated() -> None:
+    sims = dfsps()
+    assert set(sims) == {"payerfsp", "payeefsp"}
+    assert sims["payerfsp"].currency == "USD"
+    assert sims["payerfsp"].books.customer("MSISDN", "112").balance == 55_000  # 5.5 in 1/10,000 units
+    assert simulated(None) == {}
+
+
+def test_the_secret_is_stable_per_name() -> None:
+    assert secret_for("a") == secret_for("a") != secret_for("b")
+    assert dfsps()["payeefsp"].secret == secret_for("payeefsp")
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def test_a_person_gets_first_and_last_name() -> None:
+    body = bodies.parties_put(Customer("111", "MSISDN", "Amara Okafor", 0), "payerfsp")
+    assert body == {"party": {
+        "partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": "111", "fspId": "payerfsp"},
+        "name": "Amara Okafor",
+        "personalInfo": {"complexName": {"firstName": "Amara", "lastName": "Okafor"}},
+    }}
+
+
+def test_a_one_word_name_has_no_last_name_and_a_business_no_personal_info() -> None:
+    assert bodies.party(Customer("1", "MSISDN", "Thabo", 0), "f")["personalInfo"] == {
+        "complexName": {"firstName": "Thabo"}}
+    shop = bodies.party(Customer("SHOP", "BUSINESS", "Corner Shop Ltd", 0), "f")
+    assert shop["name"] == "Corner Shop Ltd" and "personalInfo" not in shop
+
+
+def test_error_bodies_and_timestamps() -> None:
+    assert bodies.error("3204", "MSISDN 9 is not a customer of x") == {"errorInformation": {
+        "errorCode": "3204", "errorDescription": "Party not found - MSISDN 9 is not a customer of x"}}
+    assert len(bodies.error("5105", "x" * 500)["errorInformation"]["errorDescription"]) <= 128
+    stamp = bodies.timestamp(datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    assert stamp == "2024-05-01T12:00:00.123Z"
+    assert bodies.parse_timestamp(stamp) == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert bodies.parse_timestamp("yesterday") is None
+    assert bodies.fulfil("F" * 43, stamp) == {
+        "fulfilment": "F" * 43, "completedTimestamp": stamp, "transferState": "COMMITTED"}
+
+
+# --------------------------------------------------------------------------- books
+
+
+def books() -> tuple[Books, Customer]:
+    customer = Customer("1", "MSISDN", "A", 100_0000)
+    return Books([customer]), customer
+
+
+def test_reserve_then_commit_debits_once() -> None:
+    b, c = books()
+    b.reserve("t1", c, 30_0000, "other", "USD")
+    assert (c.balance, c.reserved, c.available) == (100_0000, 30_0000, 70_0000)
+    assert b.commit("t1") is True
+    assert (c.balance, c.reserved) == (70_0000, 0)
+    assert b.commit("t1") is False and b.release("t1") is False
+    assert c.balance == 70_0000
+
+
+def test_reserve_then_release_gives_it_back() -> None:
+    b, c = books()
+    b.reserve("t1", c, 30_0000, "other", "USD")
+    assert b.release("t1") is True
+    assert (c.balance, c.reserved) == (100_0000, 0)
+    assert b.commit("t1") is False
+
+
+def test_a_reservation_needs_the_money_available() -> None:
+    b, c = books()
+    b.reserve("t1", c, 80_0000, "other", "USD")
+    with pytest.raises(BooksError, match="20 is available|has 20"):
+        b.reserve("t2", c, 30_0000, "other", "USD")
+    with pytest.raises(BooksError):
+        b.reserve("t1", c, 1, "other", "USD")  # the same transfer twice
+
+
+def test_a_credit_happens_once_and_can_be_reversed_once() -> None:
+    b, c = books()
+    assert b.credit("t9", c, 5_0000, "payer", "USD", {"x": 1}) is not None
+    assert b.credit("t9", c, 5_0000, "payer", "USD", {"x": 1}) is None
+    assert c.balance == 105_0000
+    assert b.reverse("t9") is True and b.reverse("t9") is False
+    assert c.balance == 100_0000
+
+
+def test_recent_lists_newest_first() -> None:
+    b, c = books()
+    b.reserve("t1", c, 1, "p", "USD")
+    b.credit("t2", c, 1, "p", "USD", {})
+    assert [e["transferId"] for e in b.recent()] == ["t2", "t1"]
+    assert b.recent()[1] == {"transferId": "t1", "direction": "out", "customer": "1", "amount": "0.0001",
+                             "currency": "USD", "counterparty": "p", "state": "RESERVED"}
+
+
+def test_customer_view_shows_amounts_as_text() -> None:
+    assert Customer("1", "MSISDN", "A", 12_5000, 2_0000).view() == {
+        "id": "1", "idType": "MSISDN", "name": "A", "balance": "12.5", "reserved": "2"}
+
+
+# --------------------------------------------------------------------------- payee: quotes and transfers
+
+
+def quote_request(amount: str = "100", amount_type: str = "SEND", payee: str = "221",
+                  currency: str = "USD") -> dict[str, Any]:
+    return {
+        "quoteId": "0b8a0c3e-4a3c-4f0e-9d7e-3f1f0c1a2b3c",
+        "transactionId": "9b8a0c3e-4a3c-4f0e-9d7e-3f1f0c1a2b3c",
+        "payee": {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": payee, "fspId": "payeefsp"}},
+        "payer": {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": "111", "fspId": "payerfsp"}},
+        "amountType": amount_type,
+        "amount": {"amount": amount, "currency": currency},
+        "transactionType": {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"},
+    }
+
+
+def in_a_minute() -> str:
+    return bodies.timestamp_in(60)
+
+
+def test_a_quote_answer_carries_a_packet_for_the_transfer_amount() -> None:
+    payee = dfsps(fee_fixed="1", fee_percent="0")["payeefsp"]
+    quoted = quote_answer(payee, quote_request("100", "RECEIVE"), in_a_minute())
+    answer = quoted.answer
+    assert answer["transferAmount"] == {"amount": "101", "currency": "USD"}
+    assert answer["payeeFspFee"] == {"amount": "1", "currency": "USD"}
+    assert answer["payeeReceiveAmount"] == {"amount": "100", "currency": "USD"}
+    assert quoted.receive_units == 100_0000
+    transaction = ilp.transaction_from_packet(answer["ilpPacket"])
+    assert transaction["amount"] == answer["transferAmount"]
+    assert transaction["quoteId"] == quote_request()["quoteId"]
+    assert transaction["expiration"] == answer["expiration"]
+    assert ilp.condition_for(ilp.fulfilment_for(payee.secret, answer["ilpPacket"])) == answer["condition"]
+
+
+@pytest.mark.parametrize("request_body, code", [
+    (quote_request(payee="999"), "3204"),
+    (quote_request(currency="EUR"), "5106"),
+    (quote_request(amount="1.5.0"), "3100"),
+    (quote_request(amount="0.001"), "3100"),
+    ({"quoteId": "x"}, "3100"),
+])
+def test_quotes_the_payee_will_not_give(request_body: dict[str, Any], code: str) -> None:
+    with pytest.raises(QuoteRefused) as exc:
+        quote_answer(dfsps()["payeefsp"], request_body, in_a_minute())
+    assert exc.value.code == code
+
+
+def transfer_for(payee: SimDfsp, request: dict[str, Any], expiration: str | None = None) -> dict[str, Any]:
+    quoted = quote_answer(payee, request, expiration or in_a_minute())
+    payee.remember_quote(request["quoteId"], quoted)
+    return {
+        "transferId": request["transactionId"], "payerFsp": "payerfsp", "payeeFsp": "payeefsp",
+        "amount": quoted.answer["transferAmount"], "ilpPacket": quoted.answer["ilpPacket"],
+        "condition": quoted.answer["condition"], "expiration": in_a_minute(),
+    }
+
+
+def test_a_matching_transfer_is_fulfilled_and_pays_the_receive_amount() -> None:
+    payee = dfsps(fee_percent="2")["payeefsp"]
+    transfer = transfer_for(payee, quote_request("50"))
+    customer, units, fulfilment = check_transfer(payee, transfer)
+    assert customer.id == "221"
+    assert units == 49_0000  # 50 less the 2 % fee
+    assert ilp.fulfils(fulfilment, transfer["condition"])
+
+
+def test_a_forgotten_quote_is_priced_again_as_send() -> None:
+    payee = dfsps(fee_percent="2")["payeefsp"]
+    transfer = transfer_for(payee, quote_request("50"))
+    payee.quotes.clear()  # as after a restart
+    _, units, _ = check_transfer(payee, transfer)
+    assert units == 49_0000
+
+
+@pytest.mark.parametrize("change, code", [
+    (lambda t: t["amount"].update(amount="51"), "5105"),
+    (lambda t: t.update(payerFsp="someoneelse"), "5105"),
+    (lambda t: t.update(payeeFsp="payerfsp"), "5105"),
+    (lambda t: t.update(condition="A" * 43), "5105"),
+    (lambda t: t.update(ilpPacket="AAAA"), "5105"),
+    (lambda t: t.pop("condition"), "5105"),
+])
+def test_a_transfer_that_does_not_match_is_refused(change: Callable[[dict[str, Any]], Any], code: str) -> None:
+    payee = dfsps()["payeefsp"]
+    transfer = transfer_for(payee, quote_request("50"))
+    change(transfer)
+    with pytest.raises(TransferRefused) as exc:
+        check_transfer(payee, transfer)
+    assert exc.value.code == code
+
+
+def test_a_transfer_on_an_expired_quote_is_3302() -> None:
+    payee = dfsps()["payeefsp"]
+    transfer = transfer_for(payee, quote_request("50"), expiration=bodies.timestamp_in(-1))
+    with pytest.raises(TransferRefused) as exc:
+        check_transfer(payee, transfer)
+    assert exc.value.code == "3302"
+    later = datetime.now(UTC) - timedelta(seconds=5)
+    check_transfer(payee, transfer, now=later)  # before the expiry it was fine
+
+
+# --------------------------------------------------------------------------- send: input checks
+
+
+def order_body(**changes: Any) -> dict[str, Any]:
+    body = {"from": "111", "to": {"idType": "MSISDN", "id": "221"}, "amount": "10"}
+    body.update(changes)
+    return body
+
+
+def test_a_good_order() -> None:
+    order = parse_order(dfsps()["payerfsp"], order_body(amount=10, note="lunch", timeoutSeconds=5))
+    assert (order.customer.id, order.id_type, order.party_id, order.sub_id) == ("111", "MSISDN", "221", None)
+    assert (order.amount, order.currency, order.amount_type, order.note, order.timeout_s) == (
+        D(10), "USD", "SEND", "lunch", 5.0)
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"from": "999"}, "3100"),
+    ({"amount": 10.5}, "3100"),
+    ({"amount": "0"}, "3100"),
+    ({"amount": "-1"}, "3100"),
+    ({"amount": "1.001"}, "3100"),
+    ({"amount": "ten"}, "3100"),
+    ({"currency": "EUR"}, "3100"),
+    ({"amountType": "GIVE"}, "3100"),
+    ({"to": {"idType": "PHONE", "id": "1"}}, "3100"),
+    ({"to": {"idType": "MSISDN", "id": "a/b"}}, "3100"),
+    ({"to": "221"}, "3100"),
+    ({"timeoutSeconds": 0}, "3100"),
+    ({"timeoutSeconds": 301}, "3100"),
+    ({"note": ""}, "3100"),
+    ({"colour": "red"}, "3100"),
+    ({"amount": "100.01"}, "4000"),
+])
+def test_bad_orders(changes: dict[str, Any], code: str) -> None:
+    with pytest.raises(FspiopError) as exc:
+        parse_order(dfsps()["payerfsp"], order_body(**changes))
+    assert exc.value.code == code
+    assert exc.value.status == 400
+
+
+# --------------------------------------------------------------------------- outgoing headers
+
+
+def test_outgoing_headers() -> None:
+    get = request_headers("GET", "/parties/MSISDN/1", source="payerfsp", destination=None)
+    assert get["Accept"] == "application/vnd.interoperability.parties+json;version=1"
+    assert get["Content-Type"] == "application/vnd.interoperability.parties+json;version=1.1"
+    assert "FSPIOP-Destination" not in get
+    assert IMF_DATE.fullmatch(get["Date"])
+    assert (get["FSPIOP-Source"], get["FSPIOP-URI"], get["FSPIOP-HTTP-Method"]) == (
+        "payerfsp", "/parties/MSISDN/1", "GET")
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", get["traceparent"])
+    put = request_headers("PUT", "/transfers/1", source="b", destination="a", traceparent=get["traceparent"])
+    assert "Accept" not in put and put["FSPIOP-Destination"] == "a"
+    assert put["traceparent"].split("-")[1] == get["traceparent"].split("-")[1]  # same trace
+
+
+# --------------------------------------------------------------------------- against a toy switch
+
+Rule = Callable[[str, str, dict[str, str], bytes], Awaitable[bool]]
+
+
+class ToySwitch:
+    """Forwards every FSPIOP message to `<sim>/<FSPIOP-Destination><path>`; GET /parties to the owner.
+
+    `rule(method, path, headers, body)` may take a message over (return True: not forwarded).
+    """
+
+    def __init__(self, hub: hubfile.HubFile) -> None:
+        self.owners = {(c.id_type, c.id): d.name for d in hub.dfsps for c in d.customers}
+        self.sim_url = ""
+        self.rule: Rule | None = None
+        self.seen: list[tuple[str, str, str]] = []
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.session: aiohttp.ClientSession | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        self.seen.append((request.method, request.path, headers.get("FSPIOP-Source", "")))
+        if request.method == "GET" and request.path.startswith("/parties/"):
+            _, _, id_type, party_id = request.path.split("/")[:4]
+            headers["FSPIOP-Destination"] = self.owners.get((id_type, party_id), "nobody")
+        if self.rule is None or not await self.rule(request.method, request.path, headers, body):
+            self.later(self.deliver(request.method, request.path, headers, body))
+        return web.Response(status=202 if request.method in ("GET", "POST") else 200)
+
+    def later(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def deliver(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        assert self.session is not None
+        url = f"{self.sim_url}/{headers['FSPIOP-Destination']}{path}"
+        async with self.session.request(method, url, data=body or None, headers=headers) as response:
+            assert response.status in (200, 202), await response.text()
+
+    async def hub_error(self, path: str, destination: str, code: str) -> None:
+        """A hub-originated error callback, e.g. 3303 after expiry."""
+        headers = {"Content-Type": "application/vnd.interoperability.transfers+json;version=1.1",
+                   "Date": "Mon, 01 Jan 2024 00:00:00 GMT", "FSPIOP-Source": "Hub", "FSPIOP-Destination": destination}
+        await self.deliver("PUT", path + "/error", headers, json.dumps(bodies.error(code)).encode())
+
+
+def run_with_switch(test: Callable[[ToySwitch, aiohttp.ClientSession, str], Awaitable[None]], **fees: str) -> None:
+    """Start the sim app and a toy switch on free ports, run `test`, stop both."""
+    hub = make_hub(**fees)
+
+    async def main() -> None:
+        switch = ToySwitch(hub)
+        switch_app = web.Application()
+        switch_app.router.add_route("*", "/{tail:.*}", switch.handle)
+        runner = web.AppRunner(switch_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        app = sim_app(hub, f"http://127.0.0.1:{port}", new_health(lambda: []))
+        server = None
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))  # as the hub does: Sanic reads port=0 as "the default port"
+        try:
+            server = await app.create_server(sock=sock, return_asyncio_server=True)
+            assert server is not None
+            await server.startup()
+            await server.before_start()
+            await server.start_serving()
+            await server.after_start()
+            switch.sim_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            async with aiohttp.ClientSession() as session:
+                switch.session = session
+                await test(switch, session, switch.sim_url)
+                for task in list(switch.tasks):
+                    task.cancel()
+        finally:
+            if server is not None:
+                await server.before_stop()
+                await server.close()
+                await server.after_stop()
+            sock.close()
+            await runner.cleanup()
+            Sanic.unregister_app(app)
+
+    asyncio.run(main())
+
+
+async def customers(session: aiohttp.ClientSession, url: str, dfsp: str) -> dict[str, dict[str, str]]:
+    async with session.get(f"{url}/{dfsp}/customers") as r:
+        return {c["id"]: c for c in await r.json()}
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_a_send_goes_through_lookup_quote_and_transfer() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async with session.post(f"{url}/payerfsp/send", json={
+            "from": "111", "to": {"idType": "MSISDN", "id": "221"}, "amount": "40", "amountType": "RECEIVE",
+        }) as r:
+            assert r.status == 200, await r.text()
+            result = await r.json()
+        assert result["state"] == "COMMITTED"
+        assert result["quote"]["transferAmount"] == {"amount": "41", "currency": "USD"}  # 40 + 2.5 % rounded
+        assert result["payee"]["partyIdInfo"]["fspId"] == "payeefsp"
+        assert result["balances"] == {"customer": "111", "before": "100", "after": "59", "reserved": "0"}
+        steps = [(m["direction"], m["method"], m["path"].split("/")[1]) for m in result["messages"]]
+        assert steps == [("out", "GET", "parties"), ("in", "PUT", "parties"), ("out", "POST", "quotes"),
+                         ("in", "PUT", "quotes"), ("out", "POST", "transfers"), ("in", "PUT", "transfers")]
+        assert result["messages"][4]["body"]["transferId"] == result["transferId"]
+        assert result["messages"][2]["body"]["transactionId"] == result["transferId"]
+        assert (await customers(session, url, "payeefsp"))["221"]["balance"] == "50"
+        async with session.get(f"{url}/payeefsp/transfers/recent") as r:
+            recent = await r.json()
+        assert recent["transfers"][0]["transferId"] == result["transferId"]
+
+    run_with_switch(test, fee_fixed="0", fee_percent="2.5")
+
+
+def test_an_unknown_party_is_a_502_with_the_error() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async def unknown(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+            if method == "GET":  # the hub finds no owner and answers itself
+                switch.later(switch.hub_error(path, headers["FSPIOP-Source"], "3200"))
+                return True
+            return False
+
+        switch.rule = unknown
+        async with session.post(f"{url}/payerfsp/send", json=order_body(to={"idType": "MSISDN", "id": "999"})) as r:
+            assert r.status == 502
+            result = await r.json()
+        assert (result["state"], result["step"], result["error"]["errorCode"]) == ("ABORTED", "lookup", "3200")
+
+    run_with_switch(test)
+
+
+def test_a_payee_that_refuses_a_tampered_transfer_releases_the_payer() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async def tamper(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+            if method == "POST" and path == "/transfers":
+                transfer = json.loads(body)
+                transfer["amount"]["amount"] = "11"
+                switch.later(switch.deliver(method, path, headers, json.dumps(transfer).encode()))
+                return True
+            return False
+
+        switch.rule = tamper
+        async with session.post(f"{url}/payerfsp/send", json=order_body()) as r:
+            assert r.status == 502
+            result = await r.json()
+        assert (result["state"], result["step"], result["error"]["errorCode"]) == ("ABORTED", "transfer", "5105")
+        assert result["balances"]["after"] == "100" and result["balances"]["reserved"] == "0"
+        assert (await customers(session, url, "payeefsp"))["221"]["balance"] == "10"
+
+    run_with_switch(test)
+
+
+def test_a_shortfall_found_only_after_the_fee_is_a_400_with_the_flow() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async with session.post(f"{url}/payerfsp/send", json=order_body(
+                **{"from": "112", "amount": "5.5", "amountType": "RECEIVE"})) as r:
+            assert r.status == 400
+            result = await r.json()
+        assert (result["state"], result["step"], result["error"]["errorCode"]) == ("ABORTED", "transfer", "4000")
+        assert result["quote"]["transferAmount"]["amount"] == "6.5"
+        assert [m["path"] for m in result["messages"]][-1].startswith("/quotes/")  # no transfer was sent
+
+    run_with_switch(test, fee_fixed="1")
+
+
+def test_a_refused_prepare_releases_the_reservation() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async def liquidity(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+            if method == "POST" and path == "/transfers":
+                switch.later(switch.hub_error(f"/transfers/{json.loads(body)['transferId']}", "payerfsp", "4001"))
+                return True
+            return False
+
+        switch.rule = liquidity
+        async with session.post(f"{url}/payerfsp/send", json=order_body()) as r:
+            result = await r.json()
+        assert r.status == 502 and result["error"]["errorCode"] == "4001"
+        assert (result["balances"]["after"], result["balances"]["reserved"]) == ("100", "0")
+
+    run_with_switch(test)
+
+
+def test_a_timed_out_transfer_stays_reserved_until_the_hub_expires_it() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        held: list[tuple[str, dict[str, str], bytes]] = []
+
+        async def hold(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+            if method == "POST" and path == "/transfers":
+                held.append((path, headers, body))
+                return True
+            return False
+
+        switch.rule = hold
+        async with session.post(f"{url}/payerfsp/send", json=order_body(timeoutSeconds=1)) as r:
+            assert r.status == 504
+            result = await r.json()
+        assert (result["state"], result["balances"]["reserved"]) == ("TIMED_OUT", "10")
+        await switch.hub_error(f"/transfers/{result['transferId']}", "payerfsp", "3303")
+
+        async def released() -> bool:
+            return (await customers(session, url, "payerfsp"))["111"]["reserved"] == "0"
+
+        await until(released)
+        assert (await customers(session, url, "payerfsp"))["111"]["balance"] == "100"
+
+    run_with_switch(test)
+
+
+def test_an_abort_after_the_fulfil_takes_the_credit_back() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async def expire(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+            if method == "PUT" and path.startswith("/transfers/") and headers["FSPIOP-Source"] == "payeefsp":
+                switch.later(switch.hub_error(path, "payerfsp", "3303"))
+                switch.later(switch.hub_error(path, "payeefsp", "3303"))
+                return True
+            return False
+
+        switch.rule = expire
+        async with session.post(f"{url}/payerfsp/send", json=order_body()) as r:
+            result = await r.json()
+        assert r.status == 502 and result["error"]["errorCode"] == "3303"
+
+        async def reversed_() -> bool:
+            return (await customers(session, url, "payeefsp"))["221"]["balance"] == "10"
+
+        await until(reversed_)
+        assert (await customers(session, url, "payerfsp"))["111"] == {
+            "id": "111", "idType": "MSISDN", "name": "Amara Okafor", "balance": "100", "reserved": "0"}
+
+    run_with_switch(test)
+
+
+def test_requests_are_answered_at_once_and_bad_ones_refused() -> None:
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        headers = {"FSPIOP-Source": "payerfsp", "Content-Type": "application/json"}
+        async with session.get(f"{url}/payeefsp/parties/MSISDN/221", headers=headers) as r:
+            assert r.status == 202 and await r.read() == b""
+        async with session.put(f"{url}/payeefsp/quotes/q1", headers=headers, data=b"{}") as r:
+            assert r.status == 200
+        async with session.patch(f"{url}/payeefsp/transfers/t1", headers=headers, data=b"{}") as r:
+            assert r.status == 200
+        async with session.post(f"{url}/payeefsp/quotes", headers=headers, data=b"not json") as r:
+            assert r.status == 400 and (await r.json())["errorInformation"]["errorCode"] == "3101"
+        async with session.get(f"{url}/payeefsp/parties/MSISDN/221") as r:
+            assert r.status == 400 and (await r.json())["errorInformation"]["errorCode"] == "3102"
+        async with session.get(f"{url}/outside/parties/MSISDN/331", headers=headers) as r:
+            assert r.status == 404 and (await r.json())["errorInformation"]["errorCode"] == "3002"
+        async with session.post(f"{url}/payerfsp/send", json=order_body(amount="1000")) as r:
+            assert r.status == 400 and (await r.json())["errorInformation"]["errorCode"] == "4000"
+        async with session.get(f"{url}/dfsps") as r:
+            assert [d["name"] for d in await r.json()] == ["payerfsp", "payeefsp"]
+
+        async def answered() -> bool:  # the lookup above was answered in the background
+            return ("PUT", "/parties/MSISDN/221", "payeefsp") in switch.seen
+
+        await until(answered)
+
+        async def recorded() -> bool:  # callbacks nobody waits for are kept for inspection
+            async with session.get(f"{url}/payeefsp/transfers/recent") as r:
+                unmatched = (await r.json())["unmatchedCallbacks"]
+            return {(u["method"], u["path"], u["source"]) for u in unmatched} == {
+                ("PUT", "/quotes/q1", "payerfsp"), ("PATCH", "/transfers/t1", "payerfsp")}
+
+        await until(recorded)
+
+    run_with_switch(test)
+
+
+def test_empty_hub_serves_health_only() -> None:
+    app = sim_app(None, "http://127.0.0.1:1", new_health(lambda: []))
+    try:
+        paths = {route.path for route in app.router.routes}
+        assert paths == {"health"}
+    finally:
+        Sanic.unregister_app(app)
