@@ -18,7 +18,7 @@ MAX_AMOUNT = Decimal("100000000000000")  # 1e14 for one amount
 BALANCE_MAX_UNITS = 2**62  # for a balance: half of what a 64-bit integer holds, so sums never overflow
 
 # The FSPIOP Amount pattern: no leading zeros, at most four decimals, no trailing zero.
-AMOUNT_PATTERN = re.compile(r"^([0]|([1-9][0-9]{0,17}))([.][0-9]{0,3}[1-9])?$")
+AMOUNT_PATTERN = re.compile(r"^([0]|([1-9][0-9]{0,17}))([.][0-9]{0,3}[1-9])?\Z")
 
 
 class AmountError(ValueError):
