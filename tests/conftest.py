@@ -10,6 +10,8 @@ Fixtures:
     module_hubs  the same, module-scoped (one hub shared by a module's independent tests)
     run_cli      run `python -m miniloop ARGS` to completion (bounded) in a clean environment
     cli_env      a clean environment dict for a miniloop child process
+    test_dfsps   module-scoped test DFSP server (tests/fspiop_dfsp.py) for FSPIOP conformance tests
+    scene        module-scoped: an empty hub with USD set up, `test_dfsps` and an FSPIOP client
 """
 
 from __future__ import annotations
@@ -385,3 +387,28 @@ def run_cli(cli_env: dict[str, str]) -> Callable[..., subprocess.CompletedProces
         )
 
     return run
+
+
+# --------------------------------------------------------------------------- FSPIOP conformance
+
+
+@pytest.fixture(scope="module")
+def test_dfsps() -> Iterator[Any]:
+    """The module's test DFSP server (tests/fspiop_dfsp.py): plays every DFSP under /<name>."""
+    from fspiop_dfsp import TestDfsps
+
+    with TestDfsps() as dfsps:
+        yield dfsps
+
+
+@pytest.fixture(scope="module")
+def scene(module_hubs: HubLauncher, test_dfsps: Any) -> Iterator[Any]:
+    """One empty hub per module with USD hub accounts and a settlement model, the test DFSP
+    server and an FSPIOP client (`fspiop_dfsp.Scene`). Tests create their own DFSPs in it."""
+    from fspiop_dfsp import Scene
+
+    hub = module_hubs.start(empty=True)
+    hub.setup_currency()
+    scene = Scene(hub, test_dfsps)
+    yield scene
+    scene.close()

@@ -198,6 +198,7 @@ MIGRATIONS: list[str] = [
         ilp_packet TEXT NOT NULL,
         expiration TEXT NOT NULL,         -- as the payer sent it; transfer.expires_at is it in UTC
         api_version TEXT NOT NULL,        -- the Content-Type version of the prepare
+        traceparent TEXT,                 -- the prepare's, so the hub's later messages join its trace
         prepare_hash TEXT NOT NULL,
         fulfil_hash TEXT,
         fulfilment TEXT,

@@ -101,9 +101,9 @@ def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
     )
     tx.conn.execute(
         "INSERT INTO transfer_fspiop (transfer_id, payer_fsp, payee_fsp, ilp_condition, ilp_packet, expiration, "
-        "api_version, prepare_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "api_version, traceparent, prepare_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (transfer_id, body.payer_fsp, body.payee_fsp, body.condition, body.ilp_packet, body.expiration,
-         msg.version, msg.body_hash),
+         msg.version, msg.traceparent, msg.body_hash),
     )
     record_state(tx, transfer_id, "RECEIVED_PREPARE")
 
@@ -331,11 +331,12 @@ def expire_due(tx: Tx, limit: int) -> int:
         assert t is not None
         if t["state"] == "RESERVED":
             record_state(tx, t["id"], "RESERVED_TIMEOUT")
-            _abort(tx, t, "EXPIRED_RESERVED", expired, t["api_version"], None, payee_notice="error")
+            _abort(tx, t, "EXPIRED_RESERVED", expired, t["api_version"], t["traceparent"], payee_notice="error")
         else:
             record_state(tx, t["id"], "EXPIRED_PREPARED", expired.description)
             _finish(tx, t["id"], expired)
-            outbox.error(tx, t["payer_fsp"], f"/transfers/{t['id']}/error", expired, t["api_version"])
+            outbox.error(tx, t["payer_fsp"], f"/transfers/{t['id']}/error", expired, t["api_version"],
+                         t["traceparent"])
             _event(tx, t["id"], "EXPIRED_PREPARED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], expired)
     return len(due)
 
