@@ -154,6 +154,19 @@ def test_c02_party_lookup_goes_to_the_owner_and_back(scene: Scene) -> None:
     assert "version=1.0" in callback.headers["content-type"].replace(" ", "")
 
 
+def test_c02_lookup_keeps_its_currency_filter(scene: Scene) -> None:
+    """`GET /parties/...?currency=USD` reaches the owner with its query: the owner may serve the
+    party in several currencies and answers for the one asked."""
+    payer, payee, msisdn = scene.dfsp("payer"), scene.dfsp("payee"), new_msisdn()
+    register_party(scene, payee, msisdn)
+    path = f"/parties/MSISDN/{msisdn}"
+    mark = scene.dfsps.mark(payee)
+    assert scene.fspiop.get(path + "?currency=USD", payer).status_code == 202
+    forwarded = scene.dfsps.wait_for(payee, "GET", path, since=mark, exact=True)
+    assert forwarded.query == "currency=USD"
+    assert forwarded.destination == payee
+
+
 def test_c02_party_error_from_the_owner_is_forwarded(scene: Scene) -> None:
     """#2 (error side): the owner's `PUT /parties/MSISDN/{id}/error` reaches the payer unchanged.
 

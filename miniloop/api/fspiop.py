@@ -59,7 +59,7 @@ async def inbound(request: Request, services: Services, resource: str, *, destin
     version = checked.content_version or _accept_version(checked.forwarded.get("accept", ""))
     raw = request.body or b""
     return Inbound(checked.source, checked.destination, version, request.path, checked.forwarded, raw,
-                   body_hash(raw) if raw else "")
+                   body_hash(raw) if raw else "", request.query_string)
 
 
 def _accept_version(accept: str) -> str:

@@ -47,6 +47,7 @@ class Inbound:
     forwarded: dict[str, str]  # FSPIOP headers to keep end to end, lowercase names
     body: bytes = b""
     body_hash: str = ""  # for duplicate checks; see miniloop.api.fspiop
+    query: str = ""  # e.g. "currency=USD" on GET /parties, kept when forwarded
 
     @property
     def traceparent(self) -> str | None:
@@ -122,12 +123,14 @@ def url_for(tx: Tx, participant: str, method: str, path: str) -> str | None:
 
 def send(
     tx: Tx, to: str, method: str, path: str, headers: dict[str, str], body: bytes | None,
-    on_failure: dict[str, Any] | None = None,
+    on_failure: dict[str, Any] | None = None, query: str = "",
 ) -> bool:
     """Owe `to` this message; False (and nothing written) if it has no endpoint for it."""
     url = url_for(tx, to, method, path)
     if url is None:
         return False
+    if query:
+        url += "?" + query
     row = tx.conn.execute(
         "INSERT INTO outbox (participant, method, url, headers, body, on_failure, created_date) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -151,7 +154,7 @@ def forward(tx: Tx, msg: Inbound, to: str, method: str, *, reply_error_to: str |
     if reply_error_to is not None:
         on_failure = {"to": msg.source, "path": reply_error_to, "version": msg.version,
                       "traceparent": msg.traceparent}
-    return send(tx, to, method, msg.path, headers, msg.body or None, on_failure)
+    return send(tx, to, method, msg.path, headers, msg.body or None, on_failure, msg.query)
 
 
 def hub_message(tx: Tx, to: str, method: str, path: str, body: dict[str, Any] | None, version: str,
