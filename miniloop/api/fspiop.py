@@ -86,6 +86,13 @@ def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
             raise FspiopError("3101", "a party identifier is 1 to 128 characters")
         return PartyKey(type_, id_, sub_id)
 
+    async def relay(request: Request, resource: str, model: type) -> HTTPResponse:
+        """A callback from one FSP to another (PUT, PUT .../error): checked, routed by FSPIOP-Destination."""
+        msg = await inbound(request, services, resource)
+        models.decode(model, msg.body)
+        await lookup.relay(msg, "PUT")
+        return ok()
+
     # ---------------------------------------------------------------- /parties (account lookup)
 
     async def get_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
@@ -96,17 +103,11 @@ def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
 
     async def put_party(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         party_key(type_, id_, sub_id)
-        msg = await inbound(request, services, "parties")
-        models.decode(models.PartiesTypeIDPutResponse, msg.body)
-        await lookup.relay(msg, "PUT")
-        return ok()
+        return await relay(request, "parties", models.PartiesTypeIDPutResponse)
 
     async def put_party_error(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         party_key(type_, id_, sub_id)
-        msg = await inbound(request, services, "parties")
-        models.decode(models.ErrorInformationObject, msg.body)
-        await lookup.relay(msg, "PUT")
-        return ok()
+        return await relay(request, "parties", models.ErrorInformationObject)
 
     for suffix, uri in (("", "/parties/<type_>/<id_>"), ("_sub", "/parties/<type_>/<id_>/<sub_id>")):
         app.add_route(get_party, uri, methods=["GET"], name="get_party" + suffix)
@@ -139,17 +140,11 @@ def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
         if type_ not in PARTY_ID_TYPES and not sub_id and id_ == "error":
             return await put_batch_error(request, type_)
         party_key(type_, id_, sub_id)
-        msg = await inbound(request, services, "participants")
-        models.decode(models.ParticipantsTypeIDPutResponse, msg.body)
-        await lookup.relay(msg, "PUT")
-        return ok()
+        return await relay(request, "participants", models.ParticipantsTypeIDPutResponse)
 
     async def put_participant_error(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         party_key(type_, id_, sub_id)
-        msg = await inbound(request, services, "participants")
-        models.decode(models.ErrorInformationObject, msg.body)
-        await lookup.relay(msg, "PUT")
-        return ok()
+        return await relay(request, "participants", models.ErrorInformationObject)
 
     for suffix, uri in (("", "/participants/<type_>/<id_>"), ("_sub", "/participants/<type_>/<id_>/<sub_id>")):
         app.add_route(post_participant, uri, methods=["POST"], name="post_participant" + suffix)
@@ -168,17 +163,11 @@ def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
 
     @app.put("/participants/<request_id>")
     async def put_batch(request: Request, request_id: str) -> HTTPResponse:
-        msg = await inbound(request, services, "participants")
-        models.decode(models.ParticipantsIDPutResponse, msg.body)
-        await lookup.relay(msg, "PUT")
-        return ok()
+        return await relay(request, "participants", models.ParticipantsIDPutResponse)
 
     @app.put("/participants/<request_id>/error")
     async def put_batch_error(request: Request, request_id: str) -> HTTPResponse:
-        msg = await inbound(request, services, "participants")
-        models.decode(models.ErrorInformationObject, msg.body)
-        await lookup.relay(msg, "PUT")
-        return ok()
+        return await relay(request, "participants", models.ErrorInformationObject)
 
     # ---------------------------------------------------------------- /quotes
 

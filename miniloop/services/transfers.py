@@ -201,12 +201,8 @@ def _prepare_problem(
 
 def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse) -> None:
     error_path = f"/transfers/{transfer_id}/error"
-    t = _transfer(tx, transfer_id)
+    t = _from_its_payee(tx, msg, transfer_id)
     if t is None:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3208", f"transfer {transfer_id} is not known"))
-        return
-    if msg.source != t["payee_fsp"]:  # only the payee may commit; an outsider changes nothing
-        outbox.reply_error(tx, msg, error_path, FspiopError("3100", "FSPIOP-Source header should match Payee"))
         return
     if t["fulfil_hash"] is not None:  # a fulfil was processed before: a resend, or a modified one
         if t["fulfil_hash"] == msg.body_hash:
@@ -273,12 +269,8 @@ def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse)
 
 def reject(tx: Tx, msg: Inbound, transfer_id: str, body: ErrorInformationObject) -> None:
     error_path = f"/transfers/{transfer_id}/error"
-    t = _transfer(tx, transfer_id)
+    t = _from_its_payee(tx, msg, transfer_id)
     if t is None:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3208", f"transfer {transfer_id} is not known"))
-        return
-    if msg.source != t["payee_fsp"]:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3100", "only the payee can reject a transfer"))
         return
     if t["error_hash"] is not None or t["state"] != "RESERVED":
         if t["error_hash"] not in (None, msg.body_hash):
@@ -361,6 +353,23 @@ def _abort(tx: Tx, t: sqlite3.Row, state: str, problem: FspiopError, version: st
     else:
         outbox.error(tx, t["payee_fsp"], path + "/error", problem, version, traceparent)
     _event(tx, transfer_id, state, t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], problem)
+
+
+def _from_its_payee(tx: Tx, msg: Inbound, transfer_id: str) -> sqlite3.Row | None:
+    """The transfer a fulfil or reject is about, if it exists and `msg` comes from its payee.
+
+    Otherwise the sender gets an error and nothing changes: only the payee holds the fulfilment,
+    and a DFSP that learnt a transfer's id must not be able to end it.
+    """
+    t = _transfer(tx, transfer_id)
+    error_path = f"/transfers/{transfer_id}/error"
+    if t is None:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3208", f"transfer {transfer_id} is not known"))
+    elif msg.source != t["payee_fsp"]:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3100", "FSPIOP-Source header should match Payee"))
+    else:
+        return t
+    return None
 
 
 def _finish(tx: Tx, transfer_id: str, problem: FspiopError) -> None:
