@@ -20,12 +20,11 @@ from typing import Any
 
 import aiohttp
 
-from miniloop.fspiop.headers import child_traceparent, imf_date, media_type
+from miniloop.fspiop.headers import child_traceparent, message_headers
 
 log = logging.getLogger(__name__)
 
 CONTENT_VERSION = "1.1"
-ACCEPT_VERSION = "1"
 REQUEST_TIMEOUT_S = 10.0  # the switch answers 202/200 once the request is durable: quick
 ANSWER_MAX_BYTES = 64 * 1024  # what we read of a synchronous answer (an error body at most)
 
@@ -52,22 +51,9 @@ def resource_of(path: str) -> str:
 
 def request_headers(method: str, path: str, *, source: str, destination: str | None,
                     traceparent: str | None = None) -> dict[str, str]:
-    """The FSPIOP headers of one outgoing request."""
-    resource = resource_of(path)
-    method = method.upper()
-    headers = {
-        "Content-Type": media_type(resource, CONTENT_VERSION),
-        "Date": imf_date(),
-        "FSPIOP-Source": source,
-        "FSPIOP-URI": path,
-        "FSPIOP-HTTP-Method": method,
-        "traceparent": child_traceparent(traceparent),
-    }
-    if method in ("GET", "POST", "DELETE"):
-        headers["Accept"] = media_type(resource, ACCEPT_VERSION)
-    if destination:
-        headers["FSPIOP-Destination"] = destination
-    return headers
+    """The FSPIOP headers of one outgoing request (Accept with major version 1)."""
+    return message_headers(resource_of(path), CONTENT_VERSION, source=source, destination=destination,
+                           method=method, uri=path, traceparent=child_traceparent(traceparent))
 
 
 class SwitchClient:

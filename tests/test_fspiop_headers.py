@@ -250,7 +250,6 @@ def test_date_required() -> None:
     "Sun, 06 Nov 1994 08:49:37 GMT",
     "Thu, 29 Feb 2024 23:59:59 GMT",
     "Sat, 31 Dec 2016 23:59:60 GMT",  # a leap second
-    headers.imf_date(),
 ])
 def test_date_valid(date: str) -> None:
     check(Date=date)
@@ -373,13 +372,21 @@ def test_hub_headers_with_accept(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
-def test_hub_headers_without_accept(method: str) -> None:
-    sent = headers.hub_headers("quotes", "1.0", destination="payerfsp", method=method, uri="/quotes/1/error",
-                               traceparent=TRACEPARENT, tracestate="a=1", source="switch")
+def test_message_headers_without_accept(method: str) -> None:
+    sent = headers.message_headers("quotes", "1.0", destination="payerfsp", method=method, uri="/quotes/1/error",
+                                   traceparent=TRACEPARENT, tracestate="a=1", source="switch")
     assert "Accept" not in sent
     assert sent["Content-Type"] == f"{QUOTES};version=1.0"
     assert (sent["FSPIOP-Source"], sent["FSPIOP-HTTP-Method"]) == ("switch", method)
     assert (sent["traceparent"], sent["tracestate"]) == (TRACEPARENT, "a=1")
+
+
+def test_message_headers_without_destination() -> None:
+    """GET /parties: the sender does not know who serves the party; the hub fills it in."""
+    sent = headers.message_headers("parties", "1.1", source="payerfsp", destination=None, method="GET",
+                                   uri="/parties/MSISDN/1")
+    assert "FSPIOP-Destination" not in sent
+    assert sent["Accept"] == "application/vnd.interoperability.parties+json;version=1"
 
 
 def test_hub_headers_pass_the_header_checks() -> None:

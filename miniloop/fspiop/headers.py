@@ -195,30 +195,38 @@ def imf_date(now: datetime | None = None) -> str:
             f"{now.hour:02d}:{now.minute:02d}:{now.second:02d} GMT")
 
 
-def hub_headers(resource: str, version: str, *, destination: str, method: str, uri: str,
-                traceparent: str | None = None, tracestate: str | None = None,
-                source: str = "Hub") -> dict[str, str]:
-    """Headers of a message the hub itself originates (an error, a PATCH, a GET /transfers answer).
+def message_headers(resource: str, version: str, *, source: str, destination: str | None, method: str,
+                    uri: str, traceparent: str | None = None, tracestate: str | None = None) -> dict[str, str]:
+    """The headers an FSPIOP message carries when its sender writes it (not when it is forwarded).
 
-    FSPIOP-URI and FSPIOP-HTTP-Method describe this message, not the request that caused it;
-    Accept is sent only where the API requires it (GET, POST), with the major version.
+    FSPIOP-URI and FSPIOP-HTTP-Method describe this message itself; Accept is sent where the API
+    requires it (GET, POST, DELETE), with the major version; FSPIOP-Destination whenever the
+    sender knows it (everywhere but GET /parties).
     """
     method = method.upper()
     headers = {
         "Content-Type": media_type(resource, version),
         "Date": imf_date(),
         "FSPIOP-Source": source,
-        "FSPIOP-Destination": destination,
         "FSPIOP-URI": uri,
         "FSPIOP-HTTP-Method": method,
     }
-    if method in ("GET", "POST"):
+    if destination:
+        headers["FSPIOP-Destination"] = destination
+    if method in _NEEDS_ACCEPT:
         headers["Accept"] = media_type(resource, version.split(".")[0])
     if traceparent:
         headers["traceparent"] = traceparent
     if tracestate:
         headers["tracestate"] = tracestate
     return headers
+
+
+def hub_headers(resource: str, version: str, *, destination: str, method: str, uri: str,
+                traceparent: str | None = None, tracestate: str | None = None) -> dict[str, str]:
+    """Headers of a message the hub itself originates (an error, a PATCH, a GET /transfers answer)."""
+    return message_headers(resource, version, source="Hub", destination=destination, method=method, uri=uri,
+                           traceparent=traceparent, tracestate=tracestate)
 
 
 def new_traceparent() -> str:
