@@ -160,12 +160,17 @@ async def _run_step(http: aiohttp.ClientSession, urls: dict[str, str], number: i
     narrator.line("  positions (what each DFSP owes the scheme):")
     for name in dfsps:
         change = after[name] - before[name]
-        shown = f"{before[name]} -> {after[name]} {step.currency}"
-        narrator.line(f"    {name:<14} {shown:<28}" + (f" ({change:+})" if change else ""))
+        shown = f"{_plain(before[name])} -> {_plain(after[name])} {step.currency}"
+        narrator.line(f"    {name:<14} {shown:<28}" + (f" ({_plain(change):+})" if change else ""))
     if state != step.expect:
         narrator.line(f"  expected {step.expect}, got {state}")
         return False
     return True
+
+
+def _plain(value: Decimal) -> Decimal:
+    """50.50 -> 50.5, 10.00 -> 10: amounts as FSPIOP writes them."""
+    return value.normalize() if value != value.to_integral() else value.quantize(Decimal(1))
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> Any:

@@ -97,7 +97,9 @@ def test_c01_bulk_registration_answers_per_party(scene: Scene) -> None:
     results = {item["partyId"]["partyIdentifier"]: item for item in answer.body["partyList"]}
     assert set(results) == {good, bad}
     assert "errorInformation" not in results[good]
-    assert "errorInformation" in results[bad]
+    assert results[bad]["errorInformation"] == {
+        "errorCode": "3003", "errorDescription": "Add Party information error - nosuchfsp is not a registered participant",
+    }
     r = scene.hub.als.get(f"/oracle/participants/MSISDN/{good}")
     assert r.status_code == 200 and {"fspId": owner} in r.json()["partyList"], r.text
 
@@ -165,6 +167,18 @@ def test_c02_lookup_keeps_its_currency_filter(scene: Scene) -> None:
     forwarded = scene.dfsps.wait_for(payee, "GET", path, since=mark, exact=True)
     assert forwarded.query == "currency=USD"
     assert forwarded.destination == payee
+
+
+def test_c02_answer_to_an_unknown_fsp_comes_back_as_3201(scene: Scene) -> None:
+    """A PUT /parties addressed to an FSP that does not exist cannot be delivered: its sender hears
+    so (3201) rather than waiting for nothing."""
+    owner, msisdn = scene.dfsp("owner"), new_msisdn()
+    path = f"/parties/MSISDN/{msisdn}"
+    mark = scene.dfsps.mark(owner)
+    assert scene.fspiop.put(path, owner, "nosuchfsp", party_body(owner, msisdn)).status_code == 200
+    error = scene.dfsps.error_callback(owner, path, since=mark)
+    assert error.error_code == "3201"
+    assert_hub_originated(error, owner)
 
 
 def test_c02_party_error_from_the_owner_is_forwarded(scene: Scene) -> None:

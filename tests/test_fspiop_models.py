@@ -567,3 +567,12 @@ def test_quote_with_a_broken_payer_is_a_validation_error() -> None:
 def test_payer_rule_is_only_for_quotes() -> None:
     raw = body({"requestId": QUOTE_ID})
     assert refused(models.ParticipantsPostRequest, raw).code == "3100"
+
+
+def test_error_descriptions_stay_within_the_specification_limit() -> None:
+    """Details such as a network error's text can be long; errorDescription is 1..128 characters."""
+    from miniloop.fspiop.errors import FspiopError
+
+    error = FspiopError("1001", "x" * 300)
+    assert len(error.description) == 128
+    assert error.description.startswith("Destination communication error - xxx")

@@ -73,10 +73,14 @@ ERROR_CODES: dict[str, tuple[str, int]] = {
 }
 
 
+DESCRIPTION_MAX = 128  # the specification's limit for errorDescription
+
+
 def describe(code: str, detail: str | None = None) -> str:
-    """The errorDescription Mojaloop writes: the code's name, then " - detail" if any."""
+    """The errorDescription Mojaloop writes: the code's name, then " - detail" if any (cut to 128)."""
     name = ERROR_CODES[code][0]
-    return f"{name} - {detail}" if detail else name
+    text = f"{name} - {detail}" if detail else name
+    return text if len(text) <= DESCRIPTION_MAX else text[: DESCRIPTION_MAX - 1] + "…"
 
 
 class FspiopError(Exception):

@@ -87,11 +87,10 @@ class AccountLookup:
         try:
             owners = await self._find(key, currency)
         except OracleUnavailable as exc:
-            owners, problem = [], str(exc)
+            owners, problem = [], FspiopError("2003", str(exc))
         else:
-            problem = f"{key.id_type} {key.identifier} is not registered" if not owners else ""
-        await self.ledger.write(_participants_reply, msg, key, owners[0] if owners else None,
-                                FspiopError("3204", problem) if problem else None)
+            problem = None if owners else FspiopError("3204", f"{key.id_type} {key.identifier} is not registered")
+        await self.ledger.write(_participants_reply, msg, key, owners[0] if owners else None, problem)
 
     async def remove(self, msg: Inbound, key: PartyKey) -> None:
         oracle = await self._oracle(key.id_type, None)
@@ -117,14 +116,15 @@ class AccountLookup:
             fsp_id = party.get("fspId") or msg.source
             oracle = await self._oracle(key.id_type, currency)
             if oracle is None:
-                problem = f"no oracle serves {key.id_type}"
+                problem: FspiopError | None = FspiopError("3003", f"no oracle serves {key.id_type}")
             elif oracle == self.builtin_url:
                 problem = await self._register_locally(key, fsp_id, currency or "")
             else:
-                problem = await self._call(oracle, "POST", f"/participants/{_quoted(key)}", {"fspId": fsp_id})
+                failed = await self._call(oracle, "POST", f"/participants/{_quoted(key)}", {"fspId": fsp_id})
+                problem = FspiopError("3003", failed) if failed else None
             result: dict[str, Any] = {"partyId": party}
-            if problem:
-                result.update(FspiopError("3003", problem).body())
+            if problem is not None:
+                result.update(problem.body())
             results.append(result)
         body: dict[str, Any] = {"partyList": results}
         if currency:
@@ -188,12 +188,12 @@ class AccountLookup:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"the oracle at {oracle} could not be reached: {exc}"
 
-    async def _register_locally(self, key: PartyKey, fsp_id: str, currency: str) -> str:
+    async def _register_locally(self, key: PartyKey, fsp_id: str, currency: str) -> FspiopError | None:
         try:
             await self.ledger.write(_register_checked, key, fsp_id, currency)
         except FspiopError as exc:
-            return exc.description
-        return ""
+            return exc
+        return None
 
 
 def _quoted(key: PartyKey) -> str:
@@ -229,7 +229,9 @@ def _lookup_failed(tx: Tx, msg: Inbound, key: PartyKey, problem: FspiopError) ->
 def _relay(tx: Tx, msg: Inbound, method: str) -> None:
     to = msg.destination or ""
     if not outbox.forward(tx, msg, to, method):
-        log.info("%s %s: %s has no endpoint for it", method, msg.path, to)
+        if not msg.path.endswith("/error"):  # an error about an error would go round in circles
+            outbox.reply_error(tx, msg, msg.path + "/error",
+                               FspiopError("3201", f"{to} is not a participant with an endpoint for this message"))
         return
     if method == "PUT" and not msg.path.endswith("/error") and msg.path.startswith("/parties/"):
         tx.emit(subjects.lookup(msg.path.split("/")[2], "answered"), {

@@ -82,11 +82,14 @@ def answer(tx: Tx, msg: Inbound, quote_id: str, body: QuotesIDPutResponse) -> No
     if not outbox.forward(tx, msg, to, "PUT"):
         outbox.reply_error(tx, msg, f"/quotes/{quote_id}/error", _no_endpoint(to))
         return
-    tx.conn.execute(
+    answered = tx.conn.execute(
         "UPDATE quote SET state = 'ANSWERED', transfer_amount = ?, ilp_condition = ?, expiration = ?, "
-        "changed_date = ? WHERE id = ?",
-        (money.to_units(Decimal(body.transfer_amount.amount)), body.condition, body.expiration, tx.now, quote_id),
-    )
+        "changed_date = ? WHERE id = ? AND payee_fsp = ? AND payer_fsp = ? RETURNING id",
+        (money.to_units(Decimal(body.transfer_amount.amount)), body.condition, body.expiration, tx.now, quote_id,
+         msg.source, to),
+    ).fetchone()
+    if answered is None:  # not a quote the hub routed between these two: forwarded, not recorded
+        return
     tx.emit(subjects.quote(quote_id, "answered"), {
         "type": "quote.answered", "quoteId": quote_id, "payeeFsp": msg.source, "payerFsp": to,
         "transferAmount": body.transfer_amount.amount, "currency": body.transfer_amount.currency,
@@ -102,9 +105,11 @@ def relay(tx: Tx, msg: Inbound, method: str, quote_id: str, error_code: str | No
         if method == "GET":
             outbox.reply_error(tx, msg, f"/quotes/{quote_id}/error", _no_endpoint(to))
         return
-    if error_code is not None:
-        tx.conn.execute("UPDATE quote SET state = 'REJECTED', error_code = ?, changed_date = ? WHERE id = ?",
-                        (error_code, tx.now, quote_id))
+    rejected = error_code is not None and tx.conn.execute(
+        "UPDATE quote SET state = 'REJECTED', error_code = ?, changed_date = ? WHERE id = ? AND payee_fsp = ? "
+        "RETURNING id", (error_code, tx.now, quote_id, msg.source),
+    ).fetchone()
+    if rejected:
         tx.emit(subjects.quote(quote_id, "rejected"), {
             "type": "quote.rejected", "quoteId": quote_id, "by": msg.source, "errorCode": error_code,
         })
