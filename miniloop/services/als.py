@@ -13,7 +13,6 @@ called directly rather than over HTTP; any other oracle with the ALS Oracle API 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +26,6 @@ from miniloop.services import outbox
 from miniloop.services.oracles import Oracles, record_party
 from miniloop.services.outbox import Inbound
 
-log = logging.getLogger(__name__)
 
 ORACLE_TIMEOUT_S = 5.0
 OWNERS_MAX = 10  # a lookup is forwarded to at most this many FSPs
