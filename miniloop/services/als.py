@@ -26,7 +26,6 @@ from miniloop.services import outbox
 from miniloop.services.oracles import Oracles, record_party
 from miniloop.services.outbox import Inbound
 
-
 ORACLE_TIMEOUT_S = 5.0
 OWNERS_MAX = 10  # a lookup is forwarded to at most this many FSPs
 
