@@ -279,3 +279,14 @@ def test_c36_bad_fspiop_source_on_get_parties(scene: Scene, source: str, expecte
     payer = scene.dfsp("payer")
     r = scene.fspiop.get(path, payer)
     assert r.status_code == 202, r.text
+
+
+def test_c01_bulk_registration_error_callback_is_forwarded(scene: Scene) -> None:
+    """`PUT /participants/{requestId}/error` from one FSP reaches the FSP it names."""
+    sender, receiver, request_id = scene.dfsp("sender"), scene.dfsp("receiver"), new_id()
+    path = f"/participants/{request_id}/error"
+    mark = scene.dfsps.mark(receiver)
+    body = {"errorInformation": {"errorCode": "3003", "errorDescription": "Add Party information error"}}
+    assert scene.fspiop.put(path, sender, receiver, body).status_code == 200
+    forwarded = scene.dfsps.wait_for(receiver, "PUT", path, since=mark, exact=True)
+    assert forwarded.body == body and forwarded.source == sender

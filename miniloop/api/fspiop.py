@@ -137,8 +137,6 @@ def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
 
     async def put_participant(request: Request, type_: str, id_: str, sub_id: str = "") -> HTTPResponse:
         """A callback of the /participants resource sent by an FSP: routed like any callback."""
-        if type_ not in PARTY_ID_TYPES and not sub_id and id_ == "error":
-            return await put_batch_error(request, type_)
         party_key(type_, id_, sub_id)
         return await relay(request, "participants", models.ParticipantsTypeIDPutResponse)
 
@@ -157,7 +155,7 @@ def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
     async def post_participants_batch(request: Request) -> HTTPResponse:
         msg = await inbound(request, services, "participants", destination_required=False)
         body = models.decode(models.ParticipantsPostRequest, msg.body)
-        parties = _generic.decode(msg.body)["partyList"]
+        parties = msgspec.to_builtins(body.party_list)  # as dicts with the API's names, for the answer
         await lookup.register_batch(msg, body.request_id, parties, body.currency)
         return accepted()
 

@@ -15,7 +15,7 @@ from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Ledger
 from miniloop.services.participants import HUB_NAME
 
-_PARTICIPANT_EVENTS = subjects.participant("", "").split("..")[0] + "."
+_PARTICIPANT_EVENTS = f"{subjects.PREFIX}.participant."
 
 
 class Directory:
