@@ -75,6 +75,40 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument("--config", type=Path, help="settings file (TOML)")
     scenario_commands.add_parser("list", help="list the scenarios", description="List the bundled scenarios.")
 
+    bench = commands.add_parser(
+        "bench", help="measure transfers per second and latency",
+        description="Start a fresh hub (or use --url), onboard simulated DFSPs running in their own processes, "
+                    "drive payments through the FSPIOP API and print throughput, latency percentiles, errors, "
+                    "CPU and memory. See docs/performance.md.")
+    bench.add_argument("--duration", type=_positive_float, default=60.0, metavar="S", help="seconds of load (default 60)")
+    load = bench.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", type=_positive_int, metavar="C", help="payments in flight (default 64)")
+    load.add_argument("--rate", type=_positive_float, metavar="R", help="payments started per second (open loop)")
+    bench.add_argument("--flow", choices=("transfer", "full"), default="transfer",
+                       help="transfer: prepare and fulfil; full: lookup, quote and transfer (default transfer)")
+    bench.add_argument("--dfsps", type=_positive_int, default=2, metavar="N", help="simulated DFSPs, 2 or more (default 2)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--baseline", action="store_true",
+                       help="first measure a trivial forwarder with the same HTTP pattern (no ledger, no NATS)")
+    bench.add_argument("--url", help="a running hub's FSPIOP API instead of a fresh hub (its Admin API on port 3001 "
+                                     "and ALS admin API on 4001 of the same host, unless given)")
+    bench.add_argument("--admin-url", help="the running hub's Admin API (with --url)")
+    bench.add_argument("--als-url", help="the running hub's ALS admin API (with --url)")
+
+    ledger = commands.add_parser("ledger", help="inspect a hub's ledger",
+                                 description="Inspect the ledger (the SQLite file) of a hub.")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    ledger_check = ledger_commands.add_parser(
+        "check", help="check the ledger's consistency (read-only; the hub may be running)",
+        description="Check that money is conserved, positions match their history, no transfer is stuck past "
+                    "its expiry, committed transfers have a settlement window, and every transfer moved exactly "
+                    "the positions its state says. Read-only: the hub may be running. Exit status 0: consistent; "
+                    "1: problems found (one line each); 2: no usable ledger.")
+    ledger_check.add_argument("--data-dir", type=Path, help=f"the hub's (default: {config.user_data_dir()})")
+    ledger_check.add_argument("--config", type=Path, help="settings file (TOML)")
+    ledger_check.add_argument("--grace", type=float, default=10.0, metavar="S",
+                              help="a transfer still open S seconds past its expiry is stuck (default 10)")
+
     commands.add_parser("version", help="print the version", description="Print miniloop's version.")
     return parser
 
@@ -88,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             return _reset(args)
         if args.command == "scenario":
             return _scenario(args)
+        if args.command == "ledger":
+            return _ledger_check(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "version":
             print(f"miniloop {__version__}")
             return 0
@@ -97,6 +135,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} must be 1 or more")
+    return number
+
+
+def _positive_float(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return number
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from miniloop.bench.run import Options, bench
+
+    if args.dfsps < 2:
+        raise MiniloopError("bench: --dfsps must be 2 or more (each DFSP pays the others)")
+    if (args.admin_url or args.als_url) and not args.url:
+        raise MiniloopError("bench: --admin-url and --als-url go with --url")
+    return bench(Options(
+        duration=args.duration, concurrency=args.concurrency or (0 if args.rate else 64), rate=args.rate or 0.0,
+        flow=args.flow, dfsps=args.dfsps, json_path=args.json, url=args.url, admin_url=args.admin_url,
+        als_url=args.als_url, baseline=args.baseline,
+    ))
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -198,6 +270,26 @@ async def _run_scenario(scenario: Any, settings: config.Settings, verbose: bool)
             return 0 if await runner.run(scenario, hub.urls, narrator) else 1
         finally:
             await hub.stop()
+
+
+def _ledger_check(args: argparse.Namespace) -> int:
+    """`miniloop ledger check`: each problem on a line, then a verdict; exit 0 when consistent, 1 if not."""
+    from miniloop.ledger.check import check_ledger
+    from miniloop.ledger.store import DB_FILE
+
+    if not args.grace >= 0 or args.grace == float("inf"):
+        raise MiniloopError(f"--grace must be a number of seconds, 0 or more, not {args.grace}")
+    data_dir = config.load({"data_dir": args.data_dir}, args.config).data_dir
+    if not (data_dir / DB_FILE).is_file():
+        raise MiniloopError(f"no ledger in {data_dir} ({DB_FILE} is not there): give the hub's --data-dir")
+    report = check_ledger(data_dir / DB_FILE, grace_s=args.grace)
+    if report.ok:
+        print(f"ledger check: OK — {report.summary}")
+        return 0
+    for line in report.problems:
+        print(line)
+    print(f"ledger check: {report.found:,} problem{'' if report.found == 1 else 's'} — {report.summary}")
+    return 1
 
 
 def _reset(args: argparse.Namespace) -> int:

@@ -12,6 +12,12 @@ back alone and its exception reaches its caller, while the rest of the batch com
 owed messages are handed on only after the batch is committed: nothing is announced or sent that
 a crash could take back. The caller's future resolves after the commit, so a 202 sent after `run`
 returns is durable.
+
+Commands see `tx.now`, one timestamp per batch (a batch lasts milliseconds), and may keep what
+they look up again and again in `tx.cached`: participants, their accounts and endpoints, the
+open settlement window. Temporary
+triggers on this connection empty that cache whenever a row of those tables changes, whoever
+changes it, and a command that fails empties it too, so a rolled-back change is never remembered.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_BOUND = 10_000  # commands waiting; callers wait for room beyond this
 BATCH_MAX = 256  # commands in one transaction
+CACHE_MAX = 10_000  # entries of the lookup cache; emptied when full
+CACHED_TABLES = ("participant", "account", "participant_endpoint", "settlement_window")
 
 
 def utc_now() -> str:
@@ -43,8 +51,19 @@ class Tx:
 
     conn: sqlite3.Connection
     now: str
+    cache: dict[Any, Any] = field(default_factory=dict)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: list[Any] = field(default_factory=list)
+
+    def cached(self, key: Any, load: Callable[[], Any]) -> Any:
+        """`load()`, remembered under `key` until a participant, account or endpoint changes."""
+        try:
+            return self.cache[key]
+        except KeyError:
+            if len(self.cache) >= CACHE_MAX:
+                self.cache.clear()
+            value = self.cache[key] = load()
+            return value
 
     def owe(self, message: Any) -> None:
         """Hand `message` (already in the outbox table) to the deliverer once committed."""
@@ -78,6 +97,15 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.commands = 0
+        self.on_batch: Callable[[int], None] | None = None  # told each committed batch's size (metrics)
+        self._cache: dict[Any, Any] = {}
+        conn.create_function("miniloop_forget_lookups", 0, self._cache.clear)
+        for table in CACHED_TABLES:
+            for change in ("INSERT", "UPDATE", "DELETE"):
+                conn.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS forget_lookups_{table}_{change.lower()} "
+                    f"AFTER {change} ON main.{table} BEGIN SELECT miniloop_forget_lookups(); END"
+                )
 
     @property
     def running(self) -> bool:
@@ -127,6 +155,8 @@ class Writer:
                 continue
             self.batches += 1
             self.commands += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             for command, (ok, value) in zip(batch, outcomes):
                 if command.future.done():  # the caller went away (cancelled)
                     continue
@@ -152,16 +182,18 @@ class Writer:
         outcomes: list[tuple[bool, Any]] = []
         events: list[tuple[str, dict[str, Any]]] = []
         messages: list[Any] = []
+        now = utc_now()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for command in batch:
-                tx = Tx(conn, utc_now())
+                tx = Tx(conn, now, self._cache)
                 conn.execute("SAVEPOINT command")
                 try:
                     value = command.fn(tx, *command.args)
                 except Exception as exc:
                     conn.execute("ROLLBACK TO command")
                     conn.execute("RELEASE command")
+                    self._cache.clear()
                     outcomes.append((False, exc))
                     continue
                 conn.execute("RELEASE command")
@@ -170,6 +202,7 @@ class Writer:
                 messages.extend(tx.messages)
             conn.execute("COMMIT")
         except BaseException:
+            self._cache.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise

@@ -102,12 +102,14 @@ def endpoint_type(method: str, path: str) -> tuple[str, dict[str, str], str]:
 
 
 def endpoint(tx: Tx, participant: str, kind: str) -> str | None:
-    row = tx.conn.execute(
-        "SELECT e.value FROM participant_endpoint e JOIN participant p ON p.id = e.participant_id "
-        "WHERE p.name = ? AND e.endpoint_type = ?",
-        (participant, kind),
-    ).fetchone()
-    return row["value"] if row else None
+    def load() -> str | None:
+        row = tx.conn.execute(
+            "SELECT e.value FROM participant_endpoint e JOIN participant p ON p.id = e.participant_id "
+            "WHERE p.name = ? AND e.endpoint_type = ?",
+            (participant, kind),
+        ).fetchone()
+        return row["value"] if row else None
+    return tx.cached(("endpoint", participant, kind), load)
 
 
 def url_for(tx: Tx, participant: str, method: str, path: str) -> str | None:

@@ -333,12 +333,17 @@ def change_position(tx: Tx, account_id: int, change: int, transfer_id: str | Non
         exists = tx.conn.execute("SELECT 1 FROM position WHERE account_id = ?", (account_id,)).fetchone()
         assert exists, f"account {account_id} has no position row"
         raise FspiopError("3100", "the amount would take the account's balance beyond what the ledger holds")
+    record_position_change(tx, account_id, change, transfer_id, row)
+    return row["value"]
+
+
+def record_position_change(tx: Tx, account_id: int, change: int, transfer_id: str | None, after: Any) -> None:
+    """Append a change to the account's position history; `after` holds the new value and reservation."""
     tx.conn.execute(
         "INSERT INTO position_change (account_id, transfer_id, change, value, reserved_value, created_date) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (account_id, transfer_id, change, row["value"], row["reserved_value"], tx.now),
+        (account_id, transfer_id, change, after["value"], after["reserved_value"], tx.now),
     )
-    return row["value"]
 
 
 def _create_participant(tx: Tx, name: str, currency: str, is_proxy: bool) -> None:

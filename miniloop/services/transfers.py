@@ -34,7 +34,7 @@ from miniloop.fspiop.models import ErrorInformationObject, TransfersIDPutRespons
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import outbox
 from miniloop.services.outbox import Inbound
-from miniloop.services.participants import change_position, record_state
+from miniloop.services.participants import change_position, record_position_change
 
 POSITION, SETTLEMENT = 1, 2  # ledger_account_type ids, seeded by the first migration
 EXPIRE_BATCH = 500  # transfers expired per writer command
@@ -94,63 +94,82 @@ def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
     units = money.to_units(Decimal(body.amount.amount))
     currency = body.amount.currency
     expires_at = _utc(body.expiration)
-    tx.conn.execute(
-        "INSERT INTO transfer (id, kind, amount, currency, state, expires_at, created_date) "
-        "VALUES (?, 'FSPIOP', ?, ?, 'RECEIVED_PREPARE', ?, ?)",
-        (transfer_id, units, currency, expires_at, tx.now),
-    )
-    tx.conn.execute(
-        "INSERT INTO transfer_fspiop (transfer_id, payer_fsp, payee_fsp, ilp_condition, ilp_packet, expiration, "
-        "api_version, traceparent, prepare_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (transfer_id, body.payer_fsp, body.payee_fsp, body.condition, body.ilp_packet, body.expiration,
-         msg.version, msg.traceparent, msg.body_hash),
-    )
-    record_state(tx, transfer_id, "RECEIVED_PREPARE")
-
     problem = _prepare_problem(tx, msg, body, units, expires_at)
     if isinstance(problem, FspiopError):
-        record_state(tx, transfer_id, "INVALID", problem.description)
-        _finish(tx, transfer_id, problem)
+        _record_prepare(tx, msg, body, units, expires_at, None, ("INVALID", problem))
         outbox.reply_error(tx, msg, error_path, problem)
         _event(tx, transfer_id, "INVALID", body.payer_fsp, body.payee_fsp, units, currency, problem)
         return
     payer, payee = problem
 
-    # the position check: liquidity cover first (4001), then the Net Debit Cap (4200)
-    check = tx.conn.execute(
-        "SELECT pp.value + pp.reserved_value AS effective, -sp.value AS liquidity, l.value AS ndc "
-        "FROM position pp JOIN position sp ON sp.account_id = ? "
-        "LEFT JOIN participant_limit l ON l.account_id = pp.account_id WHERE pp.account_id = ?",
-        (payer["settlement_id"], payer["position_id"]),
+    # the position check, liquidity cover first (4001) then the Net Debit Cap (4200), and the
+    # reservation on the payer's position, in one statement; a refusal is explained afterwards
+    reserved = tx.conn.execute(
+        "UPDATE position SET value = value + :units, changed_date = :now WHERE account_id = :payer "
+        "AND value + reserved_value + :units <= -(SELECT value FROM position WHERE account_id = :settlement) "
+        "AND value + reserved_value + :units <= "
+        "    COALESCE((SELECT value FROM participant_limit WHERE account_id = :payer), 0) "
+        "AND value + :units <= :max RETURNING value, reserved_value",
+        {"units": units, "now": tx.now, "payer": payer["position_id"], "settlement": payer["settlement_id"],
+         "max": money.BALANCE_MAX_UNITS},
     ).fetchone()
-    refusal = None
-    if check["liquidity"] - check["effective"] < units:
-        refusal = FspiopError("4001", f"the payer's liquidity cover is {money.format_amount(check['liquidity'])} "
-                                      f"{currency} and its position {money.format_amount(check['effective'])}")
-    elif (check["ndc"] or 0) - check["effective"] < units:
-        refusal = FspiopError("4200", f"the payer's Net Debit Cap is {money.format_amount(check['ndc'] or 0)} "
-                                      f"{currency} and its position {money.format_amount(check['effective'])}")
-    if refusal is not None:
-        record_state(tx, transfer_id, "ABORTED_REJECTED", refusal.description)
-        _finish(tx, transfer_id, refusal)
+    if reserved is None:
+        refusal = _refusal(tx, payer, units, currency)
+        _record_prepare(tx, msg, body, units, expires_at, (payer, payee), ("ABORTED_REJECTED", refusal))
         outbox.reply_error(tx, msg, error_path, refusal)
         _event(tx, transfer_id, "ABORTED_REJECTED", body.payer_fsp, body.payee_fsp, units, currency, refusal)
         return
 
-    change_position(tx, payer["position_id"], units, transfer_id)
-    tx.conn.execute(
-        "UPDATE transfer_fspiop SET payer_account_id = ?, payee_account_id = ? WHERE transfer_id = ?",
-        (payer["position_id"], payee["position_id"], transfer_id),
-    )
+    _record_prepare(tx, msg, body, units, expires_at, (payer, payee), ("RESERVED", None))
+    record_position_change(tx, payer["position_id"], units, transfer_id, reserved)
     tx.conn.executemany(
         "INSERT INTO transfer_participant (transfer_id, account_id, role, ledger_entry_type, amount) "
         "VALUES (?, ?, ?, 'PRINCIPLE_VALUE', ?)",
         [(transfer_id, payer["position_id"], "PAYER_DFSP", units),
          (transfer_id, payee["position_id"], "PAYEE_DFSP", -units)],
     )
-    record_state(tx, transfer_id, "RESERVED")
     outbox.forward(tx, msg, body.payee_fsp, "POST")
     _event(tx, transfer_id, "RESERVED", body.payer_fsp, body.payee_fsp, units, currency)
+
+
+def _record_prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int, expires_at: str,
+                    accounts: tuple[sqlite3.Row, sqlite3.Row] | None,
+                    outcome: tuple[str, FspiopError | None]) -> None:
+    """The transfer as received, with the state its prepare ended in (and why, if refused)."""
+    state, problem = outcome
+    ended = problem is not None
+    tx.conn.execute(
+        "INSERT INTO transfer (id, kind, amount, currency, state, expires_at, created_date, completed_date) "
+        "VALUES (?, 'FSPIOP', ?, ?, ?, ?, ?, ?)",
+        (body.transfer_id, units, body.amount.currency, state, expires_at, tx.now, tx.now if ended else None),
+    )
+    tx.conn.execute(
+        "INSERT INTO transfer_fspiop (transfer_id, payer_fsp, payee_fsp, ilp_condition, ilp_packet, expiration, "
+        "api_version, traceparent, prepare_hash, payer_account_id, payee_account_id, error_code, error_description) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (body.transfer_id, body.payer_fsp, body.payee_fsp, body.condition, body.ilp_packet, body.expiration,
+         msg.version, msg.traceparent, msg.body_hash,
+         accounts[0]["position_id"] if accounts else None, accounts[1]["position_id"] if accounts else None,
+         problem.code if problem else None, problem.description if problem else None),
+    )
+    _history(tx, body.transfer_id, ("RECEIVED_PREPARE", None), (state, problem.description if problem else None))
+
+
+def _refusal(tx: Tx, payer: sqlite3.Row, units: int, currency: str) -> FspiopError:
+    """Why the reservation was refused: liquidity cover (4001) before the Net Debit Cap (4200)."""
+    check = tx.conn.execute(
+        "SELECT pp.value + pp.reserved_value AS effective, -sp.value AS liquidity, l.value AS ndc "
+        "FROM position pp JOIN position sp ON sp.account_id = ? "
+        "LEFT JOIN participant_limit l ON l.account_id = pp.account_id WHERE pp.account_id = ?",
+        (payer["settlement_id"], payer["position_id"]),
+    ).fetchone()
+    if check["liquidity"] - check["effective"] < units:
+        return FspiopError("4001", f"the payer's liquidity cover is {money.format_amount(check['liquidity'])} "
+                                   f"{currency} and its position {money.format_amount(check['effective'])}")
+    if (check["ndc"] or 0) - check["effective"] < units:
+        return FspiopError("4200", f"the payer's Net Debit Cap is {money.format_amount(check['ndc'] or 0)} "
+                                   f"{currency} and its position {money.format_amount(check['effective'])}")
+    return FspiopError("3100", "the amount would take the account's balance beyond what the ledger holds")
 
 
 def _resend_or_refuse(tx: Tx, msg: Inbound, existing: sqlite3.Row) -> None:
@@ -225,7 +244,6 @@ def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse)
                            FspiopError(code, f"the transfer is {API_STATE[t['state']]}, not RESERVED"))
         return
 
-    tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ? WHERE transfer_id = ?", (msg.body_hash, transfer_id))
     if msg.destination != t["payer_fsp"]:
         problem = FspiopError("3100", "FSPIOP-Destination header should match Payer")
     elif t["expires_at"] <= tx.now:
@@ -235,22 +253,19 @@ def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse)
     else:
         problem = None
     if problem is not None:
+        tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ? WHERE transfer_id = ?",
+                        (msg.body_hash, transfer_id))
         state = "EXPIRED_RESERVED" if problem.code == "3303" else "ABORTED_ERROR"
-        record_state(tx, transfer_id, "RECEIVED_ERROR" if state == "ABORTED_ERROR" else "RESERVED_TIMEOUT",
-                     problem.description)
-        _abort(tx, t, state, problem, msg.version, msg.traceparent, payee_notice="patch" if wants_notice else "error")
+        received = "RECEIVED_ERROR" if state == "ABORTED_ERROR" else "RESERVED_TIMEOUT"
+        _abort(tx, t, state, problem, msg.version, msg.traceparent, payee_notice="patch" if wants_notice else "error",
+               first=(received, problem.description))
         return
 
     # commit: the payer's position moved at prepare; now the payee's goes down
-    record_state(tx, transfer_id, "RECEIVED_FULFIL")
+    tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ?, fulfilment = ? WHERE transfer_id = ?",
+                    (msg.body_hash, body.fulfilment, transfer_id))
+    _record_states(tx, transfer_id, ("RECEIVED_FULFIL", None), ("COMMITTED", None))
     change_position(tx, t["payee_account_id"], -t["amount"], transfer_id)
-    record_state(tx, transfer_id, "COMMITTED")
-    tx.conn.execute(
-        "UPDATE transfer SET completed_date = ?, settlement_window_id = "
-        "(SELECT id FROM settlement_window WHERE state = 'OPEN') WHERE id = ?",
-        (tx.now, transfer_id),
-    )
-    tx.conn.execute("UPDATE transfer_fspiop SET fulfilment = ? WHERE transfer_id = ?", (body.fulfilment, transfer_id))
     if wants_notice:
         # the payer is told COMMITTED (the body it gets differs from the payee's, as in Mojaloop);
         # the payee asked to be told the outcome: a PATCH
@@ -282,10 +297,9 @@ def reject(tx: Tx, msg: Inbound, transfer_id: str, body: ErrorInformationObject)
         "UPDATE transfer_fspiop SET error_hash = ?, error_code = ?, error_description = ? WHERE transfer_id = ?",
         (msg.body_hash, info.error_code, info.error_description, transfer_id),
     )
-    record_state(tx, transfer_id, "RECEIVED_ERROR", info.error_description)
-    record_state(tx, transfer_id, "ABORTED_ERROR", info.error_description)
+    _record_states(tx, transfer_id, ("RECEIVED_ERROR", info.error_description),
+                   ("ABORTED_ERROR", info.error_description))
     change_position(tx, t["payer_account_id"], -t["amount"], transfer_id)
-    tx.conn.execute("UPDATE transfer SET completed_date = ? WHERE id = ?", (tx.now, transfer_id))
     outbox.forward(tx, msg, t["payer_fsp"], "PUT")
     _event(tx, transfer_id, "ABORTED_ERROR", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"],
            error_code=info.error_code)
@@ -322,11 +336,10 @@ def expire_due(tx: Tx, limit: int) -> int:
         t = _transfer(tx, row["id"])
         assert t is not None
         if t["state"] == "RESERVED":
-            record_state(tx, t["id"], "RESERVED_TIMEOUT")
-            _abort(tx, t, "EXPIRED_RESERVED", expired, t["api_version"], t["traceparent"], payee_notice="error")
+            _abort(tx, t, "EXPIRED_RESERVED", expired, t["api_version"], t["traceparent"], payee_notice="error",
+                   first=("RESERVED_TIMEOUT", None))
         else:
-            record_state(tx, t["id"], "EXPIRED_PREPARED", expired.description)
-            _finish(tx, t["id"], expired)
+            _record_states(tx, t["id"], ("EXPIRED_PREPARED", expired.description), problem=expired)
             outbox.error(tx, t["payer_fsp"], f"/transfers/{t['id']}/error", expired, t["api_version"],
                          t["traceparent"])
             _event(tx, t["id"], "EXPIRED_PREPARED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], expired)
@@ -337,12 +350,14 @@ def expire_due(tx: Tx, limit: int) -> int:
 
 
 def _abort(tx: Tx, t: sqlite3.Row, state: str, problem: FspiopError, version: str, traceparent: str | None,
-           *, payee_notice: str) -> None:
-    """End a reserved transfer without paying: restore the payer's position, tell both sides."""
+           *, payee_notice: str, first: tuple[str, str | None]) -> None:
+    """End a reserved transfer without paying: restore the payer's position, tell both sides.
+
+    `first` is the state that records why (the payee's error, the timeout) before the final one.
+    """
     transfer_id = t["id"]
-    record_state(tx, transfer_id, state, problem.description)
+    _record_states(tx, transfer_id, first, (state, problem.description), problem=problem)
     change_position(tx, t["payer_account_id"], -t["amount"], transfer_id)
-    _finish(tx, transfer_id, problem)
     path = f"/transfers/{transfer_id}"
     outbox.error(tx, t["payer_fsp"], path + "/error", problem, version, traceparent)
     if payee_notice == "patch":
@@ -372,12 +387,39 @@ def _from_its_payee(tx: Tx, msg: Inbound, transfer_id: str) -> sqlite3.Row | Non
     return None
 
 
-def _finish(tx: Tx, transfer_id: str, problem: FspiopError) -> None:
-    tx.conn.execute("UPDATE transfer SET completed_date = ? WHERE id = ?", (tx.now, transfer_id))
-    tx.conn.execute(
-        "UPDATE transfer_fspiop SET error_code = ?, error_description = ? WHERE transfer_id = ?",
-        (problem.code, problem.description, transfer_id),
+def _record_states(tx: Tx, transfer_id: str, *steps: tuple[str, str | None], problem: FspiopError | None = None) -> None:
+    """Move a transfer through `steps` ((state, reason) pairs), each appended to its history.
+
+    Ending in an outcome stamps completed_date (and, for COMMITTED, the open settlement window);
+    a `problem` is recorded as the transfer's error.
+    """
+    state = steps[-1][0]
+    outcome = API_STATE[state]
+    if outcome == "COMMITTED":
+        tx.conn.execute("UPDATE transfer SET state = ?, completed_date = ?, settlement_window_id = ? WHERE id = ?",
+                        (state, tx.now, _open_window(tx), transfer_id))
+    elif outcome == "ABORTED":
+        tx.conn.execute("UPDATE transfer SET state = ?, completed_date = ? WHERE id = ?", (state, tx.now, transfer_id))
+    else:
+        tx.conn.execute("UPDATE transfer SET state = ? WHERE id = ?", (state, transfer_id))
+    if problem is not None:
+        tx.conn.execute("UPDATE transfer_fspiop SET error_code = ?, error_description = ? WHERE transfer_id = ?",
+                        (problem.code, problem.description, transfer_id))
+    _history(tx, transfer_id, *steps)
+
+
+def _history(tx: Tx, transfer_id: str, *steps: tuple[str, str | None]) -> None:
+    tx.conn.executemany(
+        "INSERT INTO transfer_state_change (transfer_id, state, reason, created_date) VALUES (?, ?, ?, ?)",
+        [(transfer_id, state, reason, tx.now) for state, reason in steps],
     )
+
+
+def _open_window(tx: Tx) -> int | None:
+    def load() -> int | None:
+        row = tx.conn.execute("SELECT id FROM settlement_window WHERE state = 'OPEN'").fetchone()
+        return row["id"] if row else None
+    return tx.cached("open settlement window", load)
 
 
 def _transfer(tx: Tx, transfer_id: str) -> sqlite3.Row | None:
@@ -389,14 +431,14 @@ def _transfer(tx: Tx, transfer_id: str) -> sqlite3.Row | None:
 
 
 def _accounts(tx: Tx, name: str, currency: str) -> sqlite3.Row | None:
-    return tx.conn.execute(
+    return tx.cached(("accounts", name, currency), lambda: tx.conn.execute(
         "SELECT p.is_active AS participant_active, pos.id AS position_id, pos.is_active AS position_active, "
         "st.id AS settlement_id FROM participant p "
         "LEFT JOIN account pos ON pos.participant_id = p.id AND pos.currency = ?2 AND pos.ledger_account_type_id = ?3 "
         "LEFT JOIN account st ON st.participant_id = p.id AND st.currency = ?2 AND st.ledger_account_type_id = ?4 "
         "WHERE p.name = ?1",
         (name, currency, POSITION, SETTLEMENT),
-    ).fetchone()
+    ).fetchone())
 
 
 def _state_body(t: sqlite3.Row) -> dict[str, Any]:

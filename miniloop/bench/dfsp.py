@@ -1,0 +1,417 @@
+"""One simulated DFSP of `miniloop bench`, in its own process: payer and payee over real HTTP.
+
+As a payer it starts payments (closed loop: a fixed number in flight; open loop: a fixed rate)
+and times each from its first request to the PUT callback that tells it the outcome. As a payee
+it answers what the hub forwards: GET /parties with the party, POST /quotes with an ILP packet
+and condition, POST /transfers with the fulfilment. Every DFSP pays every other one in turn.
+
+The fulfilment of a transfer is HMAC-SHA256(payee secret, transferId), the way the SDK derives
+it from its secret, so the payee can fulfil without remembering anything. In the transfer flow
+the payer computes the condition from the payee's secret itself (standing in for the quote it
+would have had); in the full flow the condition comes from the payee's quote.
+
+The controller (miniloop.bench.run) talks to this process over a pipe: "ready" with the port,
+then "go" with the start and end times and the URL to send to, "progress" twice a second,
+"result" at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from array import array
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from miniloop.bench.wire import Client, HttpError, serve
+from miniloop.fspiop import ilp
+from miniloop.fspiop.headers import imf_date
+
+CURRENCY = "USD"
+AMOUNT = "1"
+EXPIRY_S = 60  # a transfer's expiration, after its prepare
+CALLBACK_TIMEOUT_S = 30.0  # a step with no callback by then counts as an error
+IN_FLIGHT_MAX = 20_000  # open loop: beyond this, payments are not started (and counted)
+PROGRESS_EVERY_S = 0.5
+DRAIN_S = 15.0  # after the end, how long payments in flight may take to finish
+PARTIES = 1_000  # MSISDNs each DFSP owns in the full flow
+
+_json = msgspec.json.Decoder()
+
+
+@dataclass
+class Plan:
+    """What the controller asks of one DFSP process."""
+
+    name: str
+    index: int  # makes its MSISDNs unique
+    peers: list[str]  # the DFSPs it pays, in turn
+    peer_indexes: list[int]
+    flow: str  # "transfer" or "full"
+    concurrency: int = 0  # closed loop: payments in flight (0 with a rate)
+    rate: float = 0.0  # open loop: payments started per second
+
+
+def secret_for(name: str) -> bytes:
+    return hashlib.sha256(b"miniloop-bench:" + name.encode()).digest()
+
+
+def msisdn(dfsp_index: int, i: int) -> str:
+    return f"99{dfsp_index:03d}{i:06d}"
+
+
+def fulfilment_for(secret: bytes, transfer_id: str) -> str:
+    return _b64(hmac.new(secret, transfer_id.encode(), hashlib.sha256).digest())
+
+
+def condition_for(secret: bytes, transfer_id: str) -> str:
+    return _b64(hashlib.sha256(hmac.new(secret, transfer_id.encode(), hashlib.sha256).digest()).digest())
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _utc(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Clock:
+    """The Date header and timestamps, formatted at most once per 100 ms."""
+
+    def __init__(self) -> None:
+        self._at = 0.0
+        self.date = self.now = self.expiration = ""
+
+    def tick(self) -> None:
+        moment = time.monotonic()
+        if moment - self._at < 0.1:
+            return
+        self._at = moment
+        now = datetime.now(UTC)
+        self.date = imf_date(now)
+        self.now = _utc(now)
+        self.expiration = _utc(now + timedelta(seconds=EXPIRY_S))
+
+
+class Dfsp:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.name = plan.name
+        self.prefix = f"/{plan.name}".encode()
+        self.secret = secret_for(plan.name)
+        self.peer_secrets = {peer: secret_for(peer) for peer in plan.peers}
+        self.hub: Client | None = None  # set by "go": the FSPIOP API the load goes to
+        self.clock = _Clock()
+        self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self.done_at = array("d")
+        self.latency = array("d")
+        self.errors: Counter[str] = Counter()
+        self.started = 0
+        self.completed = 0
+        self.in_flight = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._turn = 0
+        self._packets = {peer: self._packet(peer, index) for peer, index in zip(plan.peers, plan.peer_indexes)}
+
+    def _packet(self, peer: str, index: int) -> str:
+        quote = {
+            "quoteId": str(uuid.uuid4()), "transactionId": str(uuid.uuid4()),
+            "transactionType": {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"},
+            "payee": {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": msisdn(index, 0), "fspId": peer}},
+            "payer": {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": msisdn(self.plan.index, 0),
+                                      "fspId": self.name}},
+        }
+        return ilp.packet_v1(ilp.transaction_object(quote, {"amount": AMOUNT, "currency": CURRENCY}, None), peer)
+
+    # ------------------------------------------------------------------------ requests to the hub
+
+    def _headers(self, resource: str, destination: str | None) -> bytes:
+        media = f"application/vnd.interoperability.{resource}+json;version=1.1"
+        lines = f"accept: {media}\r\ncontent-type: {media}\r\ndate: {self.clock.date}\r\nfspiop-source: {self.name}\r\n"
+        if destination:
+            lines += f"fspiop-destination: {destination}\r\n"
+        return lines.encode()
+
+    async def _send(self, method: bytes, path: str, resource: str, destination: str | None, body: bytes = b"") -> bool:
+        self.clock.tick()
+        assert self.hub is not None
+        try:
+            status, answer = await self.hub.request(method, path.encode(), self._headers(resource, destination), body)
+        except (OSError, HttpError, asyncio.TimeoutError) as exc:
+            self.errors[f"cannot reach the hub ({type(exc).__name__})"] += 1
+            return False
+        if status >= 300:
+            code = ""
+            try:
+                code = " " + _json.decode(answer)["errorInformation"]["errorCode"]
+            except Exception:
+                pass
+            self.errors[f"HTTP {status}{code} on {method.decode()} /{resource}"] += 1
+            return False
+        return True
+
+    async def _wait(self, key: str, what: str) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[key] = future
+        try:
+            return await asyncio.wait_for(future, CALLBACK_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.errors[f"no {what} callback within {CALLBACK_TIMEOUT_S:.0f} s"] += 1
+            return None
+        finally:
+            self.waiting.pop(key, None)
+
+    # ------------------------------------------------------------------------ one payment
+
+    async def pay(self) -> None:
+        peers = self.plan.peers
+        payee_index = self._turn % len(peers)
+        self._turn += 1
+        payee = peers[payee_index]
+        self.started += 1
+        self.in_flight += 1
+        began = time.monotonic()
+        try:
+            if self.plan.flow == "full":
+                ok = await self._full(payee, self.plan.peer_indexes[payee_index])
+            else:
+                transfer_id = str(uuid.uuid4())
+                ok = await self._transfer(payee, transfer_id, condition_for(self.peer_secrets[payee], transfer_id),
+                                          self._packets[payee])
+        finally:
+            self.in_flight -= 1
+        if ok:
+            finished = time.monotonic()
+            self.completed += 1
+            self.done_at.append(finished)
+            self.latency.append(finished - began)
+
+    async def _transfer(self, payee: str, transfer_id: str, condition: str, packet: str) -> bool:
+        self.clock.tick()
+        body = (f'{{"transferId":"{transfer_id}","payerFsp":"{self.name}","payeeFsp":"{payee}",'
+                f'"amount":{{"amount":"{AMOUNT}","currency":"{CURRENCY}"}},"ilpPacket":"{packet}",'
+                f'"condition":"{condition}","expiration":"{self.clock.expiration}"}}').encode()
+        outcome = self._wait(transfer_id, "transfer")
+        waiter = asyncio.ensure_future(outcome)
+        if not await self._send(b"POST", "/transfers", "transfers", payee, body):
+            waiter.cancel()
+            return False
+        state = await waiter
+        if state is None:
+            return False
+        if state != "COMMITTED":
+            self.errors[f"transfer {state}"] += 1
+            return False
+        return True
+
+    async def _full(self, payee: str, payee_index: int) -> bool:
+        # 1. who owns this number?
+        number = msisdn(payee_index, self._turn % PARTIES)
+        key = f"party {number}"
+        if key in self.waiting:  # the same number is being looked up: take another turn
+            number = msisdn(payee_index, (self._turn * 7919) % PARTIES)
+            key = f"party {number}"
+            if key in self.waiting:
+                self.errors["every MSISDN busy: raise PARTIES"] += 1
+                return False
+        found = asyncio.ensure_future(self._wait(key, "party"))
+        if not await self._send(b"GET", f"/parties/MSISDN/{number}", "parties", None):
+            found.cancel()
+            return False
+        party = await found
+        if party is None:
+            return False
+        fsp = party["party"]["partyIdInfo"].get("fspId")
+        if fsp != payee:
+            self.errors[f"lookup of {number} answered {fsp}"] += 1
+            return False
+        # 2. the quote
+        quote_id, transaction_id = str(uuid.uuid4()), str(uuid.uuid4())
+        body = msgspec.json.encode({
+            "quoteId": quote_id, "transactionId": transaction_id,
+            "payee": {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": number, "fspId": payee}},
+            "payer": {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": msisdn(self.plan.index, 0),
+                                      "fspId": self.name}},
+            "amountType": "SEND", "amount": {"amount": AMOUNT, "currency": CURRENCY},
+            "transactionType": {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"},
+        })
+        quoted = asyncio.ensure_future(self._wait(quote_id, "quote"))
+        if not await self._send(b"POST", "/quotes", "quotes", payee, body):
+            quoted.cancel()
+            return False
+        quote = await quoted
+        if quote is None:
+            return False
+        # 3. the transfer, with the quote's packet and condition
+        return await self._transfer(payee, transaction_id, quote["condition"], quote["ilpPacket"])
+
+    # ------------------------------------------------------------------------ callbacks from the hub
+
+    def on_request(self, method: bytes, path: bytes, head: bytes, body: bytes) -> int:
+        if not path.startswith(self.prefix):
+            return 404
+        parts = path[len(self.prefix):].split(b"/")  # ["", resource, ...]
+        resource = parts[1] if len(parts) > 1 else b""
+        if method == b"PUT":
+            if resource == b"transfers":
+                key = parts[2].decode()
+                if len(parts) > 3:  # .../error
+                    outcome = "error " + _error_code(body)
+                else:
+                    outcome = _json.decode(body).get("transferState", "?")
+                self._resolve(key, outcome)
+            elif resource == b"quotes":
+                key = parts[2].decode()
+                self._resolve(key, _json.decode(body) if len(parts) == 3 else None, error=_error_code(body))
+            elif resource == b"parties":
+                key = "party " + parts[3].decode()
+                self._resolve(key, _json.decode(body) if len(parts) == 4 else None, error=_error_code(body))
+            return 200
+        if method == b"PATCH" or resource == b"participants":
+            return 200
+        source = _header(head, b"fspiop-source")
+        if method == b"POST" and resource == b"transfers":
+            transfer_id = _json.decode(body)["transferId"]
+            self._spawn(self._fulfil(transfer_id, source))
+            return 202
+        if method == b"GET" and resource == b"parties":
+            self._spawn(self._answer_party(parts[3].decode(), source))
+            return 202
+        if method == b"POST" and resource == b"quotes":
+            self._spawn(self._answer_quote(_json.decode(body), source))
+            return 202
+        return 404
+
+    def _resolve(self, key: str, value: Any, error: str = "") -> None:
+        future = self.waiting.get(key)
+        if future is None or future.done():
+            return
+        if value is None:
+            self.errors[f"error callback {error}".strip()] += 1
+        future.set_result(value)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _fulfil(self, transfer_id: str, payer: str) -> None:
+        self.clock.tick()
+        body = (f'{{"fulfilment":"{fulfilment_for(self.secret, transfer_id)}",'
+                f'"completedTimestamp":"{self.clock.now}","transferState":"COMMITTED"}}').encode()
+        await self._send(b"PUT", f"/transfers/{transfer_id}", "transfers", payer, body)
+
+    async def _answer_party(self, number: str, requester: str) -> None:
+        body = msgspec.json.encode({"party": {
+            "partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": number, "fspId": self.name},
+            "name": "Bench Customer",
+        }})
+        await self._send(b"PUT", f"/parties/MSISDN/{number}", "parties", requester, body)
+
+    async def _answer_quote(self, request: dict[str, Any], payer: str) -> None:
+        self.clock.tick()
+        transaction_id = request["transactionId"]
+        body = msgspec.json.encode({
+            "transferAmount": request["amount"], "expiration": self.clock.expiration,
+            "ilpPacket": self._packets.get(payer) or next(iter(self._packets.values())),
+            "condition": condition_for(self.secret, transaction_id),
+        })
+        await self._send(b"PUT", f"/quotes/{request['quoteId']}", "quotes", payer, body)
+
+    # ------------------------------------------------------------------------ the run
+
+    async def load(self, start_at: float, end_at: float) -> None:
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        if self.plan.rate > 0:
+            await self._open_loop(end_at)
+        else:
+            await asyncio.gather(*(self._slot(end_at) for _ in range(self.plan.concurrency)))
+
+    async def _slot(self, end_at: float) -> None:
+        while time.monotonic() < end_at:
+            await self.pay()
+
+    async def _open_loop(self, end_at: float) -> None:
+        began = time.monotonic()
+        while (now := time.monotonic()) < end_at:
+            due = int((now - began) * self.plan.rate) - self.started - self.errors["not started: too many in flight"]
+            for _ in range(max(0, due)):
+                if self.in_flight >= IN_FLIGHT_MAX:
+                    self.errors["not started: too many in flight"] += 1
+                    continue
+                self._spawn(self.pay())
+            await asyncio.sleep(0.002)
+
+    async def drain(self) -> int:
+        """Wait (bounded) for payments in flight; return how many did not finish."""
+        deadline = time.monotonic() + DRAIN_S
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.in_flight
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        return str(_json.decode(body)["errorInformation"]["errorCode"])
+    except Exception:
+        return ""
+
+
+def _header(head: bytes, name: bytes) -> str:
+    lower = head.lower()
+    at = lower.find(b"\r\n" + name + b":")
+    if at < 0:
+        return ""
+    start = at + len(name) + 3
+    stop = lower.find(b"\r\n", start)
+    return head[start: stop if stop >= 0 else len(head)].strip().decode()
+
+
+async def _main(plan: Plan, pipe: Connection) -> None:
+    dfsp = Dfsp(plan)
+    server = await serve(dfsp.on_request)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    pipe.send(("ready", port))
+    command, start_at, end_at, hub_url = await loop.run_in_executor(None, pipe.recv)
+    assert command == "go"
+    dfsp.hub = Client(hub_url, limit=512)
+
+    async def report() -> None:
+        while True:
+            pipe.send(("progress", dfsp.completed, sum(dfsp.errors.values()), dfsp.in_flight))
+            await asyncio.sleep(PROGRESS_EVERY_S)
+
+    reporter = loop.create_task(report())
+    await dfsp.load(start_at, end_at)
+    unfinished = await dfsp.drain()
+    reporter.cancel()
+    if unfinished:
+        dfsp.errors["unfinished at the end"] += unfinished
+    pipe.send(("result", {
+        "name": plan.name, "started": dfsp.started, "completed": dfsp.completed,
+        "done_at": dfsp.done_at.tobytes(), "latency": dfsp.latency.tobytes(), "errors": dict(dfsp.errors),
+    }))
+    server.close()
+    dfsp.hub.close()
+
+
+def run(plan: Plan, pipe: Connection) -> None:
+    """The process's entry point (multiprocessing, spawn)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_main(plan, pipe))
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_main(plan, pipe))
