@@ -290,3 +290,26 @@ def test_c01_bulk_registration_error_callback_is_forwarded(scene: Scene) -> None
     assert scene.fspiop.put(path, sender, receiver, body).status_code == 200
     forwarded = scene.dfsps.wait_for(receiver, "PUT", path, since=mark, exact=True)
     assert forwarded.body == body and forwarded.source == sender
+
+
+def test_registration_without_a_currency_uses_the_types_currency_oracle(scene: Scene) -> None:
+    """A registration or lookup that names no currency may use an oracle registered for one
+    currency, as Mojaloop's ALS picks any oracle of the type (the default first).
+
+    Found by `miniloop bench --flow full`, whose DFSPs register their MSISDNs without a currency
+    on a hub whose oracle was onboarded for USD.
+    """
+    r = scene.hub.als.post("/oracles", json={
+        "oracleIdType": "EMAIL", "currency": "USD",
+        "endpoint": {"value": scene.hub.urls["als_admin"] + "/oracle", "endpointType": "URL"},
+    })
+    assert r.status_code == 201, r.text
+    owner, email = scene.dfsp("owner"), f"{new_id()[:8]}@example.com"
+    path = f"/participants/EMAIL/{email}"
+    mark = scene.dfsps.mark(owner)
+    r = scene.fspiop.post(path, owner, None, {"fspId": owner})
+    assert r.status_code == 202, r.text
+    callback = scene.dfsps.answer(owner, path, since=mark)
+    assert callback.body == {"fspId": owner}, callback
+    r = scene.hub.als.get(f"/oracle/participants/EMAIL/{email}")
+    assert r.status_code == 200 and {"fspId": owner} in r.json()["partyList"], r.text

@@ -131,11 +131,14 @@ class AccountLookup:
     # ---------------------------------------------------------------- oracles
 
     async def _oracle(self, id_type: str, currency: str | None) -> str | None:
-        """The endpoint of the oracle for this type: the currency's own first, the default first."""
+        """The endpoint of the oracle for this type: the currency's own first, then the default.
+
+        A request without a currency may use any oracle of the type, as Mojaloop's ALS does.
+        """
         rows = await self.ledger.fetch_all(
-            "SELECT endpoint_value FROM oracle WHERE oracle_id_type = ? AND is_active = 1 "
-            "AND (currency IS NULL OR currency = ?) "
-            "ORDER BY (currency IS NOT NULL) DESC, is_default DESC, id LIMIT 1",
+            "SELECT endpoint_value FROM oracle WHERE oracle_id_type = ?1 AND is_active = 1 "
+            "AND (?2 IS NULL OR currency IS NULL OR currency = ?2) "
+            "ORDER BY (currency IS NOT NULL AND currency = ?2) DESC, is_default DESC, id LIMIT 1",
             (id_type, currency),
         )
         return rows[0]["endpoint_value"].rstrip("/") if rows else None
