@@ -15,7 +15,7 @@ returns is durable.
 
 Commands see `tx.now`, one timestamp per batch (a batch lasts milliseconds), and may keep what
 they look up again and again in `tx.cached`: participants, their accounts and endpoints, the
-open settlement window. Temporary
+open settlement window, the oracles. Temporary
 triggers on this connection empty that cache whenever a row of those tables changes, whoever
 changes it, and a command that fails empties it too, so a rolled-back change is never remembered.
 """
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 QUEUE_BOUND = 10_000  # commands waiting; callers wait for room beyond this
 BATCH_MAX = 256  # commands in one transaction
 CACHE_MAX = 10_000  # entries of the lookup cache; emptied when full
-CACHED_TABLES = ("participant", "account", "participant_endpoint", "settlement_window")
+CACHED_TABLES = ("participant", "account", "participant_endpoint", "settlement_window", "oracle")
 
 
 def utc_now() -> str:

@@ -23,7 +23,7 @@ from miniloop.bus import subjects
 from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import outbox
-from miniloop.services.oracles import Oracles, record_party
+from miniloop.services.oracles import Oracles, find_party_in, record_party
 from miniloop.services.outbox import Inbound
 
 ORACLE_TIMEOUT_S = 5.0
@@ -56,9 +56,16 @@ class AccountLookup:
     # ---------------------------------------------------------------- /parties
 
     async def lookup(self, msg: Inbound, key: PartyKey, currency: str | None) -> None:
-        """GET /parties: forward to each FSP that serves the party, or 3200 to the requester."""
+        """GET /parties: forward to each FSP that serves the party, or 3200 to the requester.
+
+        With the built-in oracle (or none) this is one writer command; an external oracle is asked
+        over HTTP first.
+        """
+        oracle = await self.ledger.write(_lookup_builtin, msg, key, currency, self.builtin_url)
+        if oracle is None:
+            return
         try:
-            owners = await self._find(key, currency)
+            owners = self._owners(await self._ask(oracle, key, currency))
         except OracleUnavailable as exc:
             await self.ledger.write(_lookup_failed, msg, key, FspiopError("2003", str(exc)))
             return
@@ -131,16 +138,7 @@ class AccountLookup:
     # ---------------------------------------------------------------- oracles
 
     async def _oracle(self, id_type: str, currency: str | None) -> str | None:
-        """The endpoint of the oracle for this type: the currency's own first, then the default.
-
-        A request without a currency may use any oracle of the type, as Mojaloop's ALS does.
-        """
-        rows = await self.ledger.fetch_all(
-            "SELECT endpoint_value FROM oracle WHERE oracle_id_type = ?1 AND is_active = 1 "
-            "AND (?2 IS NULL OR currency IS NULL OR currency = ?2) "
-            "ORDER BY (currency IS NOT NULL AND currency = ?2) DESC, is_default DESC, id LIMIT 1",
-            (id_type, currency),
-        )
+        rows = await self.ledger.fetch_all(ORACLE_SQL, (id_type, currency))
         return rows[0]["endpoint_value"].rstrip("/") if rows else None
 
     async def _find(self, key: PartyKey, currency: str | None) -> list[str]:
@@ -151,7 +149,11 @@ class AccountLookup:
             found = await self.oracles.find_party(key.id_type, key.identifier, key.sub_id, currency)
         else:
             found = await self._ask(oracle, key, currency)
-        owners = []
+        return self._owners(found)
+
+    @staticmethod
+    def _owners(found: list[dict[str, Any]]) -> list[str]:
+        owners: list[str] = []
         for entry in found:
             if entry.get("fspId") and entry["fspId"] not in owners:
                 owners.append(entry["fspId"])
@@ -196,6 +198,15 @@ class AccountLookup:
         return None
 
 
+# The endpoint of the oracle for a type: the currency's own first, then the default. A request
+# without a currency may use any oracle of the type, as Mojaloop's ALS does.
+ORACLE_SQL = (
+    "SELECT endpoint_value FROM oracle WHERE oracle_id_type = ?1 AND is_active = 1 "
+    "AND (?2 IS NULL OR currency IS NULL OR currency = ?2) "
+    "ORDER BY (currency IS NOT NULL AND currency = ?2) DESC, is_default DESC, id LIMIT 1"
+)
+
+
 def _quoted(key: PartyKey) -> str:
     return "/".join(quote(p, safe="@+") for p in (key.id_type, key.identifier, key.sub_id) if p)
 
@@ -203,10 +214,25 @@ def _quoted(key: PartyKey) -> str:
 # -------------------------------------------------------------------- writer commands
 
 
+def _lookup_builtin(tx: Tx, msg: Inbound, key: PartyKey, currency: str | None, builtin_url: str) -> str | None:
+    """Route a lookup the built-in oracle answers (or that no oracle serves); else return the
+    external oracle's URL for the caller to ask."""
+    def load() -> str | None:
+        row = tx.conn.execute(ORACLE_SQL, (key.id_type, currency)).fetchone()
+        return row["endpoint_value"].rstrip("/") if row else None
+    oracle = tx.cached(("oracle", key.id_type, currency), load)
+    if oracle is not None and oracle != builtin_url:
+        return oracle
+    found = find_party_in(tx, key.id_type, key.identifier, key.sub_id, currency) if oracle else []
+    _route_lookup(tx, msg, key, AccountLookup._owners(found))
+    return None
+
+
 def _route_lookup(tx: Tx, msg: Inbound, key: PartyKey, owners: list[str]) -> None:
     sent = []
     for owner in owners:
-        active = tx.conn.execute("SELECT is_active FROM participant WHERE name = ?", (owner,)).fetchone()
+        active = tx.cached(("active", owner), lambda: tx.conn.execute(
+            "SELECT is_active FROM participant WHERE name = ?", (owner,)).fetchone())
         if active and active["is_active"] and outbox.forward(
             tx, msg, owner, "GET", destination=owner, reply_error_to=msg.path + "/error"
         ):

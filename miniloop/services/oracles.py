@@ -63,19 +63,8 @@ class Oracles:
         self, party_id_type: str, identifier: str, sub_id: str = "", currency: str | None = None
     ) -> list[dict[str, str]]:
         """The built-in oracle's answer: which DFSPs serve this party (any currency unless asked)."""
-        rows = await self.ledger.fetch_all(
-            "SELECT fsp_id, party_sub_id, currency FROM party WHERE party_id_type = ? AND party_identifier = ? "
-            "AND party_sub_id = ? AND (? IS NULL OR currency IN ('', ?)) ORDER BY fsp_id",
-            (party_id_type, identifier, sub_id, currency, currency),
-        )
-        found = []
-        for r in rows:
-            entry = {"fspId": r["fsp_id"]}
-            if r["party_sub_id"]:
-                entry["partySubIdOrType"] = r["party_sub_id"]
-            if entry not in found:
-                found.append(entry)
-        return found
+        rows = await self.ledger.fetch_all(PARTY_OWNERS_SQL, (party_id_type, identifier, sub_id, currency, currency))
+        return party_owners(rows)
 
     async def delete_party(self, party_id_type: str, identifier: str, sub_id: str = "") -> None:
         await self.ledger.write(_delete_party, party_id_type, identifier, sub_id)
@@ -200,6 +189,29 @@ def _move_builtin(tx: Tx, url: str) -> None:
         "INSERT INTO hub_setting (key, value) VALUES ('builtin_oracle_url', ?) "
         "ON CONFLICT DO UPDATE SET value = excluded.value", (url,),
     )
+
+
+PARTY_OWNERS_SQL = (
+    "SELECT fsp_id, party_sub_id, currency FROM party WHERE party_id_type = ? AND party_identifier = ? "
+    "AND party_sub_id = ? AND (? IS NULL OR currency IN ('', ?)) ORDER BY fsp_id"
+)
+
+
+def party_owners(rows: list[Any]) -> list[dict[str, str]]:
+    """The oracle's partyList entries for the rows of PARTY_OWNERS_SQL."""
+    found = []
+    for r in rows:
+        entry = {"fspId": r["fsp_id"]}
+        if r["party_sub_id"]:
+            entry["partySubIdOrType"] = r["party_sub_id"]
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
+def find_party_in(tx: Tx, party_id_type: str, identifier: str, sub_id: str, currency: str | None) -> list[dict[str, str]]:
+    """find_party inside a writer command."""
+    return party_owners(tx.conn.execute(PARTY_OWNERS_SQL, (party_id_type, identifier, sub_id, currency, currency)).fetchall())
 
 
 def record_party(tx: Tx, party_id_type: str, identifier: str, sub_id: str, currency: str, fsp_id: str) -> None:

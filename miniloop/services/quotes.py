@@ -117,11 +117,11 @@ def relay(tx: Tx, msg: Inbound, method: str, quote_id: str, error_code: str | No
 
 def _cannot_trade(tx: Tx, name: str, currency: str) -> str | None:
     """Why `name` cannot take part in a payment in `currency`, or None."""
-    row: sqlite3.Row | None = tx.conn.execute(
+    row: sqlite3.Row | None = tx.cached(("can trade", name, currency), lambda: tx.conn.execute(
         "SELECT p.is_active, a.is_active AS account_active FROM participant p LEFT JOIN account a "
         "ON a.participant_id = p.id AND a.currency = ? AND a.ledger_account_type_id = ? WHERE p.name = ?",
         (currency, POSITION, name),
-    ).fetchone()
+    ).fetchone())
     if row is None:
         return "does not exist"
     if not row["is_active"]:
