@@ -286,7 +286,7 @@ class _Funds:
 
 
 # -------------------------------------------------------------------- writer commands
-# Each runs in the ledger's writer thread inside its own savepoint (miniloop.ledger.writer).
+# Each runs in the ledger's one writer inside its own savepoint (miniloop.ledger.writer).
 
 
 def participant_row(tx: Tx, name: str) -> sqlite3.Row:
