@@ -483,16 +483,13 @@ def _remote_urls(options: Options) -> dict[str, str]:
 
 def _ledger_check(data_dir: Path) -> str:
     """The load has drained; check the ledger (read-only) while the hub still runs."""
-    try:  # TEMP-LEDGER
-        from miniloop.ledger.check import check_ledger
-    except ImportError:
-        return "not yet"
+    from miniloop.ledger.check import check_ledger
     from miniloop.ledger.store import DB_FILE
 
     report = check_ledger(data_dir / DB_FILE)
     if report.ok:
         return f"OK ({report.summary})"
-    return f"{len(report.problems)} problems: " + "; ".join(report.problems[:5])
+    return f"{report.found} problems: " + "; ".join(report.problems[:5])
 
 
 def render(results: list[Result], options: Options) -> str:
