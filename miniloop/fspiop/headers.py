@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, lru_cache
 
 from miniloop.fspiop.errors import FspiopError
 
@@ -159,6 +159,7 @@ def _content_version(resource: str, content_type: str) -> str:
     return match[1]
 
 
+@lru_cache(maxsize=64)  # every request of the same second carries the same Date
 def _parse_imf_date(value: str) -> datetime | None:
     """An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as an aware datetime; None if it is not one."""
     match = _IMF_FIXDATE.fullmatch(value)

@@ -136,7 +136,7 @@ def send(
     row = tx.conn.execute(
         "INSERT INTO outbox (participant, method, url, headers, body, on_failure, created_date) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (to, method, url, json.dumps(headers), body, json.dumps(on_failure) if on_failure else None, tx.now),
+        (to, method, url, _encode(headers).decode(), body, _encode(on_failure).decode() if on_failure else None, tx.now),
     ).fetchone()
     tx.owe(Delivery(row["id"], to, method, url, headers, body, on_failure))
     return True

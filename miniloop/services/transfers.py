@@ -424,7 +424,9 @@ def _open_window(tx: Tx) -> int | None:
 
 def _transfer(tx: Tx, transfer_id: str) -> sqlite3.Row | None:
     return tx.conn.execute(
-        "SELECT t.id, t.amount, t.currency, t.state, t.expires_at, t.completed_date, f.* "
+        "SELECT t.id, t.amount, t.currency, t.state, t.expires_at, t.completed_date, f.payer_fsp, f.payee_fsp, "
+        "f.payer_account_id, f.payee_account_id, f.ilp_condition, f.api_version, f.traceparent, f.prepare_hash, "
+        "f.fulfil_hash, f.fulfilment, f.error_hash "  # not the ILP packet: long, and never needed again
         "FROM transfer t JOIN transfer_fspiop f ON f.transfer_id = t.id WHERE t.id = ?",
         (transfer_id,),
     ).fetchone()
@@ -454,6 +456,8 @@ def _state_body(t: sqlite3.Row) -> dict[str, Any]:
 
 def _utc(value: str) -> str:
     """An FSPIOP DateTime as UTC text with milliseconds, so times compare as strings."""
+    if len(value) == 24 and value[-1] == "Z" and value[19] == ".":  # already so, as most DFSPs send it
+        return value
     moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
