@@ -160,9 +160,12 @@ class Dfsp:
             return False
         return True
 
-    async def _wait(self, key: str, what: str) -> Any:
-        future = asyncio.get_running_loop().create_future()
-        self.waiting[key] = future
+    def _expect(self, key: str) -> asyncio.Future[Any]:
+        """Register for a callback before sending what causes it, so it cannot arrive unseen."""
+        future = self.waiting[key] = asyncio.get_running_loop().create_future()
+        return future
+
+    async def _wait(self, key: str, future: asyncio.Future[Any], what: str) -> Any:
         try:
             return await asyncio.wait_for(future, CALLBACK_TIMEOUT_S)
         except asyncio.TimeoutError:
@@ -201,12 +204,11 @@ class Dfsp:
         body = (f'{{"transferId":"{transfer_id}","payerFsp":"{self.name}","payeeFsp":"{payee}",'
                 f'"amount":{{"amount":"{AMOUNT}","currency":"{CURRENCY}"}},"ilpPacket":"{packet}",'
                 f'"condition":"{condition}","expiration":"{self.clock.expiration}"}}').encode()
-        outcome = self._wait(transfer_id, "transfer")
-        waiter = asyncio.ensure_future(outcome)
+        outcome = self._expect(transfer_id)
         if not await self._send(b"POST", "/transfers", "transfers", payee, body):
-            waiter.cancel()
+            self.waiting.pop(transfer_id, None)
             return False
-        state = await waiter
+        state = await self._wait(transfer_id, outcome, "transfer")
         if state is None:
             return False
         if state != "COMMITTED":
@@ -224,11 +226,11 @@ class Dfsp:
             if key in self.waiting:
                 self.errors["every MSISDN busy: raise PARTIES"] += 1
                 return False
-        found = asyncio.ensure_future(self._wait(key, "party"))
+        found = self._expect(key)
         if not await self._send(b"GET", f"/parties/MSISDN/{number}", "parties", None):
-            found.cancel()
+            self.waiting.pop(key, None)
             return False
-        party = await found
+        party = await self._wait(key, found, "party")
         if party is None:
             return False
         fsp = party["party"]["partyIdInfo"].get("fspId")
@@ -245,11 +247,11 @@ class Dfsp:
             "amountType": "SEND", "amount": {"amount": AMOUNT, "currency": CURRENCY},
             "transactionType": {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"},
         })
-        quoted = asyncio.ensure_future(self._wait(quote_id, "quote"))
+        quoted = self._expect(quote_id)
         if not await self._send(b"POST", "/quotes", "quotes", payee, body):
-            quoted.cancel()
+            self.waiting.pop(quote_id, None)
             return False
-        quote = await quoted
+        quote = await self._wait(quote_id, quoted, "quote")
         if quote is None:
             return False
         # 3. the transfer, with the quote's packet and condition
