@@ -12,7 +12,7 @@ would have had); in the full flow the condition comes from the payee's quote.
 
 The controller (miniloop.bench.run) talks to this process over a pipe: "ready" with the port,
 then "go" with the start and end times and the URL to send to, "progress" twice a second,
-"result" at the end.
+"result" once its own payments are over; it keeps answering as a payee until "stop".
 """
 
 from __future__ import annotations
@@ -404,6 +404,10 @@ async def _main(plan: Plan, pipe: Connection) -> None:
         "name": plan.name, "started": dfsp.started, "completed": dfsp.completed,
         "done_at": dfsp.done_at.tobytes(), "latency": dfsp.latency.tobytes(), "errors": dict(dfsp.errors),
     }))
+    # other DFSPs may still be paying this one: keep answering until every DFSP is done
+    await loop.run_in_executor(None, pipe.recv)  # "stop"
+    if dfsp.tasks:
+        await asyncio.wait(list(dfsp.tasks), timeout=DRAIN_S)
     server.close()
     dfsp.hub.close()
 

@@ -363,8 +363,12 @@ def _drive(target: Target, options: Options, flow: str, pipes: list[Any], proces
                           sum(v[2] for v in latest.values()))
         time.sleep(0.05)
     progress.end()
+    for pipe in pipes:  # every payer is done: the payees may go
+        pipe.send(("stop",))
     for process in processes:
-        process.join(5)
+        process.join(bench_dfsp.DRAIN_S + 5)
+        if process.is_alive():
+            process.kill()
 
     trim = max(1.0, 0.1 * options.duration)
     window_start, window_end = start_at + trim, end_at - trim
