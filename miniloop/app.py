@@ -26,7 +26,7 @@ from sanic import Sanic
 from miniloop import hubfile, seed
 from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
-from miniloop.api.common import new_health
+from miniloop.api.common import compile_out_unused_signals, new_health, serve_metrics
 from miniloop.api.fspiop import Services as FspiopServices, fspiop_app
 from miniloop.api.settlement import settlement_app
 from miniloop.bus.events import EventBus
@@ -35,6 +35,7 @@ from miniloop.config import Settings
 from miniloop.errors import StartupError
 from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Ledger, utc_now
+from miniloop.metrics import HubMetrics
 from miniloop.notify import Notifier
 from miniloop.services.als import AccountLookup
 from miniloop.services.directory import Directory
@@ -66,6 +67,7 @@ class Hub:
     ledger: Ledger | None = None
     notifier: Notifier | None = None
     directory: Directory | None = None
+    metrics: HubMetrics | None = None  # /metrics on every server (docs/metrics.md)
     _sweeper: asyncio.Task[None] | None = None
     _lock: Any = None
     _sockets: dict[str, socket.socket] = field(default_factory=dict)
@@ -82,6 +84,8 @@ class Hub:
 
     async def _start(self) -> None:
         settings = self.settings
+        self.metrics = HubMetrics()
+        self.metrics.watch(self)
         hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
         self._sockets = {name: _bind(settings.host, port, name) for name, port in settings.ports().items()}
         data_dir = self._prepare_data_dir(settings.data_dir)
@@ -99,6 +103,7 @@ class Hub:
         self.urls["nats"] = nats_url
         self.bus = await EventBus.connect(nats_url)
         self.ledger = await Ledger.open(data_dir, publish=self._publish)
+        self.ledger.writer.on_batch = self.metrics.on_batch
         self.directory = Directory(self.ledger)
         self.notifier = Notifier(self.ledger, self.bus.publish_batch)
 
@@ -134,6 +139,9 @@ class Hub:
             "sim": sim_app(hub, self.urls["fspiop"], health),
         }
         for name, app in apps.items():
+            serve_metrics(app, name, self.metrics)
+        compile_out_unused_signals(apps.values())
+        for name, app in apps.items():
             server = await app.create_server(sock=self._sockets[name], return_asyncio_server=True)
             assert server is not None
             await server.startup()
@@ -146,7 +154,9 @@ class Hub:
         self._write_runtime_file(data_dir)
 
     def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        """Every committed batch of events: to the participant cache, then to NATS."""
+        """Every committed batch of events: to the participant cache, the metrics, then NATS."""
+        if self.metrics is not None:
+            self.metrics.count_events(events)
         if self.directory is not None:
             self.directory.on_events(events)
         if self.bus is not None:
