@@ -181,10 +181,38 @@ class _Connection(asyncio.Protocol):
 
 
 class _Pool:
-    def __init__(self, host: str, port: int, limit: int) -> None:
-        self.host, self.port = host, port
+    """The connections to one server; at most `limit` requests at a time (the rest queue)."""
+
+    def __init__(self, host: str, port: int, netloc: str, limit: int) -> None:
+        self.host, self.port, self.netloc = host, port, netloc
         self.idle: deque[_Connection] = deque()
-        self.slots = asyncio.Semaphore(limit)
+        self.limit = limit
+        self.busy = 0
+        self.queue: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        # cheaper than asyncio.Semaphore, whose acquire walks its waiters on every call
+        if self.busy < self.limit and not self.queue:
+            self.busy += 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self.queue.append(turn)
+        try:
+            await turn  # release() hands its slot over: busy stays the same
+        except BaseException:
+            if not turn.cancelled() and turn.done():
+                self.release()  # the slot arrived as we were cancelled: pass it on
+            elif turn in self.queue:
+                self.queue.remove(turn)
+            raise
+
+    def release(self) -> None:
+        while self.queue:
+            turn = self.queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.busy -= 1
 
 
 class HttpClient:
@@ -193,7 +221,7 @@ class HttpClient:
     def __init__(self, limit_per_host: int = 64, timeout_s: float = 10.0) -> None:
         self._limit = limit_per_host
         self._timeout = timeout_s
-        self._pools: dict[tuple[str, int], _Pool] = {}
+        self._pools: dict[str, _Pool] = {}  # by "http://host:port"
         self._open: set[_Connection] = set()
 
     async def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> int:
@@ -201,37 +229,48 @@ class HttpClient:
 
         Raises HttpClientError, OSError or TimeoutError when it cannot be done.
         """
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
+        if not url.startswith("http://"):
             raise HttpClientError(f"not a plain http URL: {url}")
-        port = parts.port or 80
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"{method} {target} HTTP/1.1", f"host: {parts.netloc}"]
+        slash = url.find("/", 7)
+        base, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
+        pool = self._pools.get(base) or self._new_pool(base, url)
+        lines = [f"{method} {target} HTTP/1.1", f"host: {pool.netloc}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body or method not in ("GET", "DELETE"):
             lines.append(f"content-length: {len(body) if body else 0}")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        pool = self._pools.get((parts.hostname, port))
-        if pool is None:
-            pool = self._pools[(parts.hostname, port)] = _Pool(parts.hostname, port, self._limit)
-        async with asyncio.timeout(self._timeout), pool.slots:
-            for attempt in range(2):
-                connection, reused = await self._connection(pool, fresh=attempt > 0)
-                try:
-                    status = await connection.send(data)
-                except _Closed:
-                    self._drop(connection)
-                    if reused and attempt == 0:
-                        continue  # the server had closed this idle connection: it never saw the request
-                    raise
-                except BaseException:
-                    self._drop(connection)
-                    raise
-                if connection.reusable and not connection.closed:
-                    pool.idle.append(connection)
-                else:
-                    self._drop(connection)
-                return status
+        async with asyncio.timeout(self._timeout):
+            await pool.acquire()
+            try:
+                return await self._exchange(pool, data)
+            finally:
+                pool.release()
+
+    def _new_pool(self, base: str, url: str) -> _Pool:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise HttpClientError(f"no host in {url}")
+        pool = self._pools[base] = _Pool(parts.hostname, parts.port or 80, parts.netloc, self._limit)
+        return pool
+
+    async def _exchange(self, pool: _Pool, data: bytes) -> int:
+        for attempt in range(2):
+            connection, reused = await self._connection(pool, fresh=attempt > 0)
+            try:
+                status = await connection.send(data)
+            except _Closed:
+                self._drop(connection)
+                if reused and attempt == 0:
+                    continue  # the server had closed this idle connection: it never saw the request
+                raise
+            except BaseException:
+                self._drop(connection)
+                raise
+            if connection.reusable and not connection.closed:
+                pool.idle.append(connection)
+            else:
+                self._drop(connection)
+            return status
         raise AssertionError("unreachable")
 
     async def _connection(self, pool: _Pool, fresh: bool = False) -> tuple[_Connection, bool]:

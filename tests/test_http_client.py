@@ -155,3 +155,17 @@ def test_unreachable_server_raises_oserror() -> None:
             await client.request("PUT", url + "/a", {}, b"x")
         await client.close()
     run(scenario())
+
+
+def test_requests_beyond_the_limit_wait_their_turn_on_the_same_connection() -> None:
+    async def scenario() -> None:
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        server = Canned([answer] * 5)
+        async with server as url:
+            client = HttpClient(limit_per_host=1)
+            statuses = await asyncio.gather(*(client.request("PUT", f"{url}/t/{i}", {}, b"x") for i in range(5)))
+            await client.close()
+        assert statuses == [200] * 5
+        assert server.connections == 1  # one at a time: never a second connection
+        assert sorted(r.split(b" ")[1] for r in server.requests) == [f"/t/{i}".encode() for i in range(5)]
+    run(scenario())
