@@ -44,6 +44,7 @@ IN_FLIGHT_MAX = 20_000  # open loop: beyond this, payments are not started (and 
 PROGRESS_EVERY_S = 0.5
 DRAIN_S = 15.0  # after the end, how long payments in flight may take to finish
 PARTIES = 1_000  # MSISDNs each DFSP owns in the full flow
+CONNECTIONS = 64  # to the hub, per DFSP, as an SDK keeps a pool: requests beyond wait their turn
 
 _json = msgspec.json.Decoder()
 
@@ -387,7 +388,7 @@ async def _main(plan: Plan, pipe: Connection) -> None:
     pipe.send(("ready", port))
     command, start_at, end_at, hub_url = await loop.run_in_executor(None, pipe.recv)
     assert command == "go"
-    dfsp.hub = Client(hub_url, limit=512)
+    dfsp.hub = Client(hub_url, limit=CONNECTIONS)
 
     async def report() -> None:
         while True:

@@ -449,7 +449,7 @@ def bench(options: Options) -> int:
             results.append(run_baseline(options, workdir))
         if options.url:
             urls = _remote_urls(options)
-            target = Target("miniloop", urls["fspiop"])
+            target = Target("miniloop", urls["fspiop"], _local_pid(urls["fspiop"]))
         else:
             target, urls, process = start_hub(workdir / "hub")
         onboard_hub(urls)
@@ -472,6 +472,33 @@ def bench(options: Options) -> int:
     failed = any(r.errors for r in results) or any(
         r.ledger_check is not None and not r.ledger_check.startswith("OK") for r in results)
     return 1 if failed else 0
+
+
+def _local_pid(url: str) -> int | None:
+    """The process listening on the URL's port on this machine, if any (Linux): a hub measured
+    with --url gets its CPU and memory reported too."""
+    port = urlsplit(url).port
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
 
 
 def _remote_urls(options: Options) -> dict[str, str]:
