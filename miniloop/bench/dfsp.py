@@ -161,12 +161,14 @@ class Dfsp:
             return False
         return True
 
-    def _expect(self, key: str) -> asyncio.Future[Any]:
-        """Register for a callback before sending what causes it, so it cannot arrive unseen."""
+    async def _ask(self, key: str, what: str, method: bytes, path: str, resource: str, destination: str | None,
+                   body: bytes = b"") -> Any:
+        """Send a request and wait for the callback it causes (registered for before sending, so it
+        cannot arrive unseen); None if either failed, counted as an error."""
         future = self.waiting[key] = asyncio.get_running_loop().create_future()
-        return future
-
-    async def _wait(self, key: str, future: asyncio.Future[Any], what: str) -> Any:
+        if not await self._send(method, path, resource, destination, body):
+            self.waiting.pop(key, None)
+            return None
         try:
             return await asyncio.wait_for(future, CALLBACK_TIMEOUT_S)
         except asyncio.TimeoutError:
@@ -205,11 +207,7 @@ class Dfsp:
         body = (f'{{"transferId":"{transfer_id}","payerFsp":"{self.name}","payeeFsp":"{payee}",'
                 f'"amount":{{"amount":"{AMOUNT}","currency":"{CURRENCY}"}},"ilpPacket":"{packet}",'
                 f'"condition":"{condition}","expiration":"{self.clock.expiration}"}}').encode()
-        outcome = self._expect(transfer_id)
-        if not await self._send(b"POST", "/transfers", "transfers", payee, body):
-            self.waiting.pop(transfer_id, None)
-            return False
-        state = await self._wait(transfer_id, outcome, "transfer")
+        state = await self._ask(transfer_id, "transfer", b"POST", "/transfers", "transfers", payee, body)
         if state is None:
             return False
         if state != "COMMITTED":
@@ -227,11 +225,7 @@ class Dfsp:
             if key in self.waiting:
                 self.errors["every MSISDN busy: raise PARTIES"] += 1
                 return False
-        found = self._expect(key)
-        if not await self._send(b"GET", f"/parties/MSISDN/{number}", "parties", None):
-            self.waiting.pop(key, None)
-            return False
-        party = await self._wait(key, found, "party")
+        party = await self._ask(key, "party", b"GET", f"/parties/MSISDN/{number}", "parties", None)
         if party is None:
             return False
         fsp = party["party"]["partyIdInfo"].get("fspId")
@@ -248,11 +242,7 @@ class Dfsp:
             "amountType": "SEND", "amount": {"amount": AMOUNT, "currency": CURRENCY},
             "transactionType": {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"},
         })
-        quoted = self._expect(quote_id)
-        if not await self._send(b"POST", "/quotes", "quotes", payee, body):
-            self.waiting.pop(quote_id, None)
-            return False
-        quote = await self._wait(quote_id, quoted, "quote")
+        quote = await self._ask(quote_id, "quote", b"POST", "/quotes", "quotes", payee, body)
         if quote is None:
             return False
         # 3. the transfer, with the quote's packet and condition
