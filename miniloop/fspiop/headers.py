@@ -130,6 +130,7 @@ def _content_type_re(resource: str) -> re.Pattern[str]:
         r"\s*;\s*version=([0-9]+\.[0-9]+)", re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)  # DFSPs send the same few values over and over; refusals are not kept
 def _check_accept(resource: str, accept: str) -> None:
     """Accept: a comma-separated list of media types; at least one version must be supported."""
     pattern = _accept_re(resource)
@@ -146,6 +147,7 @@ def _check_accept(resource: str, accept: str) -> None:
         )
 
 
+@lru_cache(maxsize=256)
 def _content_version(resource: str, content_type: str) -> str:
     """Content-Type: one media type with a major.minor version the hub speaks."""
     match = _content_type_re(resource).fullmatch(content_type)
