@@ -132,7 +132,7 @@ class Hub:
         )
         health = new_health(self._health_checks)
         apps: dict[str, Sanic] = {
-            "fspiop": fspiop_app(health, fspiop),
+            "fspiop": fspiop_app(health, fspiop, self._publish),
             "admin": admin_app(participants, services.models, health),
             "settlement": settlement_app(SettlementWindows(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health),

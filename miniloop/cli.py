@@ -63,17 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--config", type=Path, help="settings file (TOML)")
 
     scenario = commands.add_parser(
-        "scenario", help="run a payment scenario and narrate it",
-        description="Run a scenario (scenarios/*.toml): simulated customers pay each other over the real "
-                    "stack; every FSPIOP message is printed with its timing, and positions before and after. "
-                    "Uses the hub running on the data directory, or starts a temporary demo hub.")
+        "scenario", help="run a payment scenario, or test your DFSP against the specification",
+        description="Run a scenario (scenarios/*.toml or any file): payments, admin changes and checks over the "
+                    "real hub, every FSPIOP message shown. With --dfsp NAME=URL your own DFSP plays a role and "
+                    "each deviation from the FSPIOP specification is reported. Uses the hub running on the data "
+                    "directory, or starts a temporary demo hub.")
     scenario_commands = scenario.add_subparsers(dest="scenario_command", metavar="ACTION", required=True)
     scenario_run = scenario_commands.add_parser("run", help="run one scenario", description="Run one scenario.")
     scenario_run.add_argument("name", help="a scenario name (see `miniloop scenario list`) or a .toml file")
+    scenario_run.add_argument("--dfsp", action="append", metavar="NAME=URL",
+                              help="your DFSP, named NAME on the hub, whose FSPIOP callbacks are at URL (repeatable)")
+    scenario_run.add_argument("--var", action="append", metavar="NAME=VALUE", help="set a variable of the scenario")
+    scenario_run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    scenario_run.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    scenario_run.add_argument("--json", metavar="FILE", help="write the whole run as JSON")
     scenario_run.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
     scenario_run.add_argument("--verbose", action="store_true", help="print every message's body too")
     scenario_run.add_argument("--config", type=Path, help="settings file (TOML)")
     scenario_commands.add_parser("list", help="list the scenarios", description="List the bundled scenarios.")
+
+    dfsp = commands.add_parser(
+        "dfsp", help="run the reference DFSP (an example payee that follows the specification)",
+        description="Run miniloop's reference DFSP: a payee that answers lookups, quotes and transfers as the FSPIOP "
+                    "specification asks, or misbehaves on purpose with --fault. Use it to try "
+                    "`miniloop scenario run conformance --dfsp NAME=URL` before testing your own DFSP.")
+    dfsp.add_argument("--name", default="exampledfsp", help="its participant name on the hub (default: exampledfsp)")
+    dfsp.add_argument("--hub", metavar="URL", help="the hub's FSPIOP URL (default: the hub running on --data-dir)")
+    dfsp.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    dfsp.add_argument("--port", type=int, default=4040, help="port to listen on (default: 4040; 0 picks a free one)")
+    dfsp.add_argument("--fault", default="none", help="misbehave: none, wrong-condition, missing-header, late-fulfil, "
+                      "silent, wrong-error-code, bad-quote, sync-status")
+    dfsp.add_argument("--party", action="append", metavar="TYPE/ID", help="a party it serves (repeatable)")
+    dfsp.add_argument("--currency", default="USD")
+    dfsp.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
+    dfsp.add_argument("--config", type=Path, help="settings file (TOML)")
 
     bench = commands.add_parser(
         "bench", help="measure transfers per second and latency",
@@ -122,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return _reset(args)
         if args.command == "scenario":
             return _scenario(args)
+        if args.command == "dfsp":
+            return _dfsp(args)
         if args.command == "ledger":
             return _ledger_check(args)
         if args.command == "bench":
@@ -236,40 +261,24 @@ def _run(coro: Any) -> int:
 
 
 def _scenario(args: argparse.Namespace) -> int:
-    from scenarios import runner
+    from miniloop.scenario import command
 
     if args.scenario_command == "list":
-        for name in runner.available():
-            print(f"{name:<12} {runner.load(name).description}")
-        return 0
-    scenario = runner.load(args.name)
-    settings = config.load(_flags(args), args.config)
+        return command.list_scenarios()
+    settings = config.load({"data_dir": args.data_dir} if args.data_dir else {}, args.config)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
-    return _run(_run_scenario(scenario, settings, args.verbose))
+    return _run(command.run(args, settings))
 
 
-async def _run_scenario(scenario: Any, settings: config.Settings, verbose: bool) -> int:
-    """Run on the hub of `settings.data_dir` if one is up; else on a temporary demo hub."""
-    import dataclasses
-    import tempfile
+def _dfsp(args: argparse.Namespace) -> int:
+    from miniloop.scenario import command
 
-    from scenarios import runner
-
-    narrator = runner.Narrator(sys.stdout, verbose)
-    urls = runner.running_hub(settings.data_dir)
-    if urls is not None:
-        return 0 if await runner.run(scenario, urls, narrator) else 1
-    from miniloop.app import Hub
-
-    with tempfile.TemporaryDirectory(prefix="miniloop-scenario-") as tmp:
-        narrator.line(f"(no hub is running on {settings.data_dir}: starting a temporary demo hub)")
-        ports = {f"{name}_port": 0 for name in ("fspiop", "admin", "settlement", "als_admin", "sim")}
-        hub = Hub(dataclasses.replace(settings, data_dir=Path(tmp), empty=False, hub_file=None, **ports))
-        await hub.start()
-        try:
-            return 0 if await runner.run(scenario, hub.urls, narrator) else 1
-        finally:
-            await hub.stop()
+    settings = config.load({"data_dir": args.data_dir} if args.data_dir else {}, args.config)
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(command.reference_dfsp(args, settings))
+    except KeyboardInterrupt:
+        return 0
 
 
 def _ledger_check(args: argparse.Namespace) -> int:

@@ -95,8 +95,12 @@ def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) 
         )
 
     def failed(request: Request, exc: Exception, error: FspiopError) -> HTTPResponse:
-        """The error answer; counted here if no handler ran (serve_metrics counts those that did)."""
+        """The error answer; counted here if no handler ran (serve_metrics counts those that did),
+        and told to `app.ctx.on_refused` when the app has one (the FSPIOP port announces refusals)."""
         response = error_reply(error)
+        on_refused = getattr(app.ctx, "on_refused", None)
+        if on_refused is not None:
+            on_refused(request, error)
         count_unhandled = getattr(app.ctx, "count_unhandled", None)
         if count_unhandled is not None and (request.route is None or isinstance(exc, PayloadTooLarge)):
             count_unhandled(request, response.status)

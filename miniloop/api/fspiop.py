@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from sanic import HTTPResponse, Request, Sanic
 from sanic.response import empty
 
 from miniloop.api.common import new_app
+from miniloop.bus import subjects
 from miniloop.fspiop import headers, models
 from miniloop.fspiop.errors import FspiopError
 from miniloop.services.als import AccountLookup, PartyKey
@@ -75,8 +78,35 @@ def ok() -> HTTPResponse:
     return empty(200)
 
 
-def fspiop_app(health: dict[str, Any], services: Services) -> Sanic:
+_SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_SHOWN_HEADERS = ("accept", "content-type", "date", "fspiop-source", "fspiop-destination")
+_SHOWN_BODY_MAX = 4096
+
+
+def refusal_event(request: Request, error: FspiopError) -> tuple[str, dict[str, Any]]:
+    """`request.refused`: what a DFSP sent that the hub answered with an error, and why.
+
+    Why: a DFSP whose callback is refused never reaches its counterpart, so the only place the
+    reason shows is this answer. Publishing it lets a tester (miniloop scenario) name the rule.
+    """
+    source = request.headers.get("fspiop-source") or ""
+    key = source if _SUBJECT_TOKEN.fullmatch(source) else "unknown"
+    body = (request.body or b"")[:_SHOWN_BODY_MAX].decode("utf-8", "replace")
+    return subjects.request(key, "refused"), {
+        "type": "request.refused", "at": models.datetime_text(), "method": request.method, "path": request.path,
+        "status": error.status, "errorCode": error.code, "errorDescription": error.description,
+        "source": source, "destination": request.headers.get("fspiop-destination") or "",
+        "headers": {name: request.headers[name] for name in _SHOWN_HEADERS if name in request.headers},
+        "body": body,
+    }
+
+
+def fspiop_app(health: dict[str, Any], services: Services,
+               announce: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None) -> Sanic:
+    """The FSPIOP app; `announce` publishes a `request.refused` event for every error answer."""
     app = new_app("miniloop_fspiop", health, strict_slashes=True)
+    if announce is not None:
+        app.ctx.on_refused = lambda request, error: announce([refusal_event(request, error)])
     lookup, quotes, transfers = services.lookup, services.quotes, services.transfers
 
     def party_key(type_: str, id_: str, sub_id: str = "") -> PartyKey:

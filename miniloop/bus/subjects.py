@@ -56,5 +56,10 @@ def party(party_id_type: str, what: str) -> str:
     return f"{PREFIX}.party.{party_id_type}.{what}"
 
 
+def request(source: str, what: str) -> str:
+    """A request the hub answered itself, keyed by its FSPIOP-Source (`unknown` when unusable)."""
+    return f"{PREFIX}.request.{source}.{what}"
+
+
 def hub(what: str) -> str:
     return f"{PREFIX}.hub.{what}"

@@ -1,0 +1,420 @@
+"""What each kind of step does, and how its expectations are checked.
+
+Why one module: a step is always the same three moves (send something, wait with a bound for
+what comes back, compare with `expect`), so every kind is a short function over the same helpers
+and reads top to bottom: lookup, quote, transfer, send, admin, request, wait, check. The run
+(miniloop.scenario.engine) gives each function its `Run` (wire, roles, values) and the
+StepResult to fill; the function returns what later steps may refer to as ${<step id>.<path>}.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from miniloop.fspiop.models import datetime_text
+from miniloop.scenario import format as fmt
+from miniloop.scenario.results import HUB, Check, Message, StepResult
+from miniloop.scenario.values import get_path
+
+if TYPE_CHECKING:
+    from miniloop.scenario.engine import Run
+
+Results = dict[str, Any]
+
+_ID_FIELD = {"quotes": "quoteId", "transfers": "transferId", "participants": "requestId",
+             "transactionRequests": "transactionRequestId", "bulkQuotes": "bulkQuoteId",
+             "bulkTransfers": "bulkTransferId"}
+_API_STATE = {"RECEIVED_PREPARE": "RECEIVED", "RESERVED": "RESERVED", "COMMITTED": "COMMITTED"}
+
+
+class StepFailed(Exception):
+    """The step could not be carried out (a role that is missing, a hub that is down)."""
+
+
+@dataclass
+class Callback:
+    """What came back for a request: the callback, or the hub's refusal of the answer, or nothing."""
+
+    message: Message | None = None
+    refusal: Message | None = None
+
+    @property
+    def outcome(self) -> str:
+        if self.message is None:
+            return "none"
+        return "error" if self.message.path.endswith("/error") else "answered"
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body = self.message.body if self.message is not None else None
+        return body if isinstance(body, dict) else {}
+
+
+# ------------------------------------------------------------------------------ the kinds
+
+
+async def lookup(run: Run, step: fmt.Lookup, result: StepResult) -> Results:
+    asker = run.engine_dfsp(step.from_)
+    path = "/parties/" + run.text(step.party).strip("/")
+    if step.currency:
+        path_q = f"{path}?currency={run.text(step.currency)}"
+    else:
+        path_q = path
+    mark = run.wire.mark()
+    sync = await run.wire.send("GET", path_q, None, run.wire.fspiop_headers("GET", path, asker, None), asker)
+    callback = await wait_callback(run, mark, asker, path, sync, run.within(step.expect))
+    check_expect(run, step.expect, result, sync, callback, default_outcome="answered")
+    return {**callback.body, "status": sync.status, "outcome": callback.outcome}
+
+
+async def quote(run: Run, step: fmt.Quote, result: StepResult) -> Results:
+    payer, payee = run.engine_dfsp(step.from_), run.name(step.to)
+    quote_id = run.text(step.quote_id) if step.quote_id else str(uuid.uuid4())
+    payee_type, payee_id = _party(run.text(step.payee))
+    payer_type, payer_id = _party(run.text(step.payer))
+    body: dict[str, Any] = {
+        "quoteId": quote_id,
+        "transactionId": run.text(step.transaction_id) if step.transaction_id else str(uuid.uuid4()),
+        "payee": {"partyIdInfo": {"partyIdType": payee_type, "partyIdentifier": payee_id, "fspId": payee}},
+        "payer": {"partyIdInfo": {"partyIdType": payer_type, "partyIdentifier": payer_id, "fspId": payer}},
+        "amountType": step.amount_type,
+        "amount": {"amount": run.text(step.amount), "currency": run.text(step.currency)},
+        "transactionType": {"scenario": step.scenario, "initiator": step.initiator,
+                            "initiatorType": step.initiator_type},
+    }
+    if step.note:
+        body["note"] = run.text(step.note)
+    if step.expiration_s is not None:
+        body["expiration"] = datetime_text(datetime.now(timezone.utc) + timedelta(seconds=step.expiration_s))
+    path = "/quotes"
+    mark = run.wire.mark()
+    sync = await run.wire.send("POST", path, body, run.wire.fspiop_headers("POST", path, payer, payee), payer)
+    callback = await wait_callback(run, mark, payer, f"/quotes/{quote_id}", sync, run.within(step.expect))
+    check_expect(run, step.expect, result, sync, callback, default_outcome="answered")
+    run.audit_quote(result, payee, body, callback)
+    return {**callback.body, "quoteId": quote_id, "transactionId": body["transactionId"], "request": body,
+            "status": sync.status, "outcome": callback.outcome}
+
+
+async def transfer(run: Run, step: fmt.Transfer, result: StepResult) -> Results:
+    payer, payee = run.engine_dfsp(step.from_), run.name(step.to)
+    terms = run.quote_terms(step.quote)
+    answer, asked = terms.get("answer", {}), terms.get("request", {})
+    amount = run.text(step.amount) if step.amount else get_path(answer, "transferAmount.amount")
+    currency = run.text(step.currency) if step.currency else get_path(answer, "transferAmount.currency")
+    transfer_id = run.text(step.transfer_id) if step.transfer_id else asked.get("transactionId") or str(uuid.uuid4())
+    expires = datetime.now(timezone.utc) + timedelta(seconds=step.expiration_s)
+    condition = run.text(step.condition) if step.condition else answer.get("condition")
+    body = {
+        "transferId": transfer_id, "payerFsp": payer, "payeeFsp": payee,
+        "amount": {"amount": amount, "currency": currency},
+        "ilpPacket": run.text(step.ilp_packet) if step.ilp_packet else answer.get("ilpPacket"),
+        "condition": condition, "expiration": datetime_text(expires),
+    }
+    before = await run.positions(step.expect.positions)
+    mark = run.wire.mark()
+    sync = await run.wire.send("POST", "/transfers", body, run.wire.fspiop_headers("POST", "/transfers", payer, payee),
+                               payer)
+    callback = await wait_callback(run, mark, payer, f"/transfers/{transfer_id}", sync,
+                                   step.expiration_s + run.within(step.expect))
+    state = _transfer_state(callback)
+    if callback.message is not None and callback.message.error_code == "3303":
+        await run.late_answer(payee, transfer_id)
+    check_expect(run, step.expect, result, sync, callback, default_outcome=None, state=state)
+    if not step.expect.state and not step.expect.outcome and not step.expect.error_code:
+        result.checks.append(_check("transfer is COMMITTED", state == "COMMITTED", _seen(state, callback)))
+    await run.check_positions(result, step.expect.positions, before)
+    run.audit_transfer(result, payee, body, callback)
+    return {**callback.body, "transferId": transfer_id, "state": state, "request": body, "status": sync.status}
+
+
+async def send(run: Run, step: fmt.Send, result: StepResult) -> Results:
+    dfsp = run.name(step.dfsp)
+    id_type, party_id = _party(run.text(step.to))
+    order: dict[str, Any] = {"from": run.text(step.from_), "to": {"idType": id_type, "id": party_id},
+                             "amount": run.text(step.amount), "currency": run.text(step.currency),
+                             "amountType": step.amount_type}
+    if step.note:
+        order["note"] = run.text(step.note)
+    before = await run.positions(step.expect.positions)
+    balances = await run.balances(step.expect.balances)
+    began = run.wire.now()
+    status, answer = await run.wire.call_json("POST", f"{run.urls['sim']}/{dfsp}/send", order)
+    if not isinstance(answer, dict):
+        raise StepFailed(f"the simulator answered {status}: {answer}")
+    for m in answer.get("messages", []):
+        outgoing = m.get("direction") == "out"
+        sender, receiver = (dfsp, HUB) if outgoing else (HUB, dfsp)
+        note = "" if outgoing or m.get("source") in (None, "Hub") else f"from {m['source']}, through the hub"
+        result.messages.append(Message(began + m.get("elapsedMs", 0) / 1000, sender, receiver, m.get("method", "?"),
+                                       m.get("path", "?"), {}, m.get("body"), m.get("status"), note))
+    state = answer.get("state")
+    if "messages" not in answer:
+        info = answer.get("errorInformation") or {}
+        result.checks.append(_check("the simulator takes the order", False,
+                                    f"refused: {info.get('errorCode')} {info.get('errorDescription')}"))
+    error = answer.get("error") or {}
+    expected = step.expect.state or "COMMITTED"
+    result.checks.append(_check(f"payment ends {expected}", state == expected,
+                                f"got {state}" + (f" ({error.get('errorCode')}: {error.get('errorDescription')})"
+                                                  if error else "")))
+    if step.expect.error_code:
+        result.checks.append(_check(f"error {step.expect.error_code}", error.get("errorCode") == step.expect.error_code,
+                                    f"got {error.get('errorCode') or 'no error'}"))
+    await run.check_positions(result, step.expect.positions, before)
+    await run.check_balances(result, step.expect.balances, balances)
+    return {**answer, "status": status}
+
+
+async def admin(run: Run, step: fmt.Admin, result: StepResult) -> Results:
+    name, currency = run.name(step.dfsp), run.text(step.currency)
+    admin_url = run.urls["admin"]
+    amount = run.text(step.amount) if step.amount else None
+    if step.action in ("set_ndc", "funds_in", "funds_out") and amount is None:
+        raise StepFailed(f"{step.action} needs an amount")
+    if step.action == "set_ndc":
+        calls = [("PUT", f"/participants/{name}/limits",
+                  {"currency": currency, "limit": {"type": "NET_DEBIT_CAP", "value": _number(amount), "alarmPercentage": 10}})]
+    elif step.action in ("deactivate", "activate"):
+        calls = [("PUT", f"/participants/{name}", {"isActive": step.action == "activate"})]
+    else:
+        account = await run.settlement_account(name, currency)
+        transfer_id = str(uuid.uuid4())
+        action = "recordFundsIn" if step.action == "funds_in" else "recordFundsOutPrepareReserve"
+        calls = [("POST", f"/participants/{name}/accounts/{account}",
+                  {"transferId": transfer_id, "externalReference": "scenario", "action": action,
+                   "reason": f"scenario {run.result.scenario}", "amount": {"amount": amount, "currency": currency}})]
+        if step.action == "funds_out":
+            calls.append(("PUT", f"/participants/{name}/accounts/{account}/transfers/{transfer_id}",
+                          {"action": "recordFundsOutCommit", "reason": f"scenario {run.result.scenario}"}))
+    status, answer = None, None
+    for method, path, body in calls:
+        result.messages.append(Message(run.wire.now(), "operator", HUB, method, path, {}, body))
+        status, answer = await run.wire.call_json(method, admin_url + path, body)
+        result.messages[-1].status = status
+        if status is None or status >= 400:
+            break
+    _check_status(result, step.expect, status, answer)
+    return {"status": status, "body": answer}
+
+
+async def request(run: Run, step: fmt.Request, result: StepResult) -> Results:
+    path = run.text(step.path)
+    body = run.value(step.body) if step.body is not None else None
+    if step.api != "fspiop":
+        result.messages.append(Message(run.wire.now(), "operator", HUB, step.method, path, {}, body))
+        status, answer = await run.wire.call_json(step.method, run.urls[_API_URL[step.api]] + path, body)
+        result.messages[-1].status = status
+        _check_status(result, step.expect, status, answer)
+        for dotted, expected in step.expect.body.items():
+            _compare(result, f"answer {dotted}", answer, dotted, run.text(expected))
+        return {"status": status, "body": answer}
+    if step.from_ is None:
+        raise StepFailed("an FSPIOP request needs `from`")
+    source = run.engine_dfsp(step.from_)
+    destination = run.name(step.to) if step.to else None
+    headers = run.wire.fspiop_headers(step.method, path.split("?")[0], source, destination)
+    for header, value in step.headers.items():
+        for existing in [h for h in headers if h.lower() == header.lower()]:
+            del headers[existing]
+        if value != "":
+            headers[header] = run.text(value)
+    mark = run.wire.mark()
+    sync = await run.wire.send(step.method, path, body, headers, source)
+    expect = step.expect
+    wants_callback = expect.outcome is not None or expect.error_code or expect.error_text or expect.body or expect.headers
+    callback = Callback()
+    if wants_callback and step.method in ("GET", "POST", "DELETE", "PUT"):
+        callback = await wait_callback(run, mark, source, _callback_path(step.method, path, body), sync,
+                                       run.within(expect), expect_nothing=expect.outcome == "none")
+    check_expect(run, expect, result, sync, callback, default_outcome=None)
+    return {**callback.body, "status": sync.status, "outcome": callback.outcome}
+
+
+async def wait(run: Run, step: fmt.Wait, result: StepResult) -> Results:
+    if not run.wire.has_events:
+        raise StepFailed("waiting on a transfer's state needs the hub's events (NATS), which are not available")
+    transfer_id = run.transfer_id(step.transfer)
+    prefix = f"ml.event.transfer.{transfer_id}."
+
+    def reached() -> str | None:
+        for event in run.wire.events_for(prefix):
+            if api_state(event.subject.rsplit(".", 1)[1]) == step.state:
+                return step.state
+        return None
+
+    found = await run.wire.wait_for(reached, step.within)
+    states = [e.subject.rsplit(".", 1)[1] for e in run.wire.events_for(prefix)]
+    result.checks.append(_check(f"transfer {transfer_id} reaches {step.state} within {step.within:g} s",
+                                found is not None, f"its states: {', '.join(states) or 'none seen'}"))
+    return {"state": found, "transferId": transfer_id}
+
+
+async def check(run: Run, step: fmt.Check, result: StepResult) -> Results:
+    for key, expected in step.expect.positions.items():
+        name = run.name(key)
+        value = (await run.positions({key: "0"}))[name]
+        result.checks.append(_check(f"{name}'s position is {run.text(expected)}", value == Decimal(run.text(expected)),
+                                    f"it is {value}"))
+    balances = await run.balances(step.expect.balances)
+    for key, expected in step.expect.balances.items():
+        result.checks.append(_check(f"{key}'s balance is {run.text(expected)}",
+                                    balances.get(key) == Decimal(run.text(expected)), f"it is {balances.get(key)}"))
+    return {}
+
+
+KINDS = {"lookup": lookup, "quote": quote, "transfer": transfer, "send": send, "admin": admin,
+         "request": request, "wait": wait, "check": check}
+
+_API_URL = {"admin": "admin", "settlement": "settlement", "als": "als_admin"}
+
+
+# ------------------------------------------------------------------------------ waiting for callbacks
+
+
+async def wait_callback(run: Run, mark: int, receiver: str, base: str, sync: Message, timeout: float,
+                        *, expect_nothing: bool = False) -> Callback:
+    """The hub's callback to `receiver` for `base` (or base/error), or the refusal of the answer.
+
+    Nothing comes when the hub refused the request itself, so then there is nothing to wait for.
+    """
+    if sync.status is None or sync.status >= 400:
+        return Callback()
+    targets = (base, base + "/error")
+
+    def arrived() -> Callback | None:
+        refusal = None
+        for message in run.wire.since(mark):
+            if message.receiver == receiver and message.sender == HUB and message.path in targets:
+                return Callback(message)
+            if message.receiver == HUB and message.path in targets and "refused by the hub" in message.note:
+                refusal = message
+        return Callback(refusal=refusal) if refusal is not None and not expect_nothing else None
+
+    return await run.wire.wait_for(arrived, timeout) or Callback()
+
+
+def _callback_path(method: str, path: str, body: Any) -> str:
+    path = path.split("?")[0].removesuffix("/error")
+    if method == "POST" and isinstance(body, dict):
+        field = _ID_FIELD.get(path.strip("/"))
+        if field and isinstance(body.get(field), str):
+            return f"{path}/{body[field]}"
+    return path
+
+
+def _transfer_state(callback: Callback) -> str:
+    if callback.outcome == "error":
+        return "ABORTED"
+    if callback.outcome == "answered":
+        return str(callback.body.get("transferState") or "?")
+    return "no answer"
+
+
+def api_state(internal: str) -> str:
+    """The API's transfer state for one of the ledger's internal states."""
+    if internal in _API_STATE:
+        return _API_STATE[internal]
+    if internal.startswith(("ABORTED", "EXPIRED", "INVALID")):
+        return "ABORTED"
+    return "RESERVED" if internal.startswith(("RECEIVED", "RESERVED")) else internal
+
+
+# ------------------------------------------------------------------------------ expectations
+
+
+def check_expect(run: Run, expect: fmt.Expect, result: StepResult, sync: Message, callback: Callback, *,
+                 default_outcome: str | None, state: str | None = None) -> None:
+    if expect.status is not None:
+        result.checks.append(_check(f"the hub answers {expect.status}", sync.status == expect.status,
+                                    f"it answered {sync.status}" + (f": {sync.note}" if sync.note else "")))
+    elif sync.status not in (200, 202):
+        result.checks.append(_check("the hub accepts the request", False,
+                                    f"it answered {sync.status}" + (f": {sync.note}" if sync.note else "")))
+        return
+    outcome = expect.outcome or ("error" if expect.error_code or expect.error_text else default_outcome)
+    if outcome is not None:
+        result.checks.append(_check(_OUTCOME_TEXT[outcome], callback.outcome == outcome, _seen(None, callback)))
+    if expect.error_code:
+        code = callback.message.error_code if callback.message else None
+        result.checks.append(_check(f"error code {expect.error_code}", code == expect.error_code,
+                                    _seen(None, callback)))
+    if expect.error_text:
+        description = str(get_path(callback.body, "errorInformation.errorDescription")) if callback.message and \
+            callback.message.error_code else ""
+        result.checks.append(_check(f"error description mentions {expect.error_text!r}",
+                                    expect.error_text.lower() in description.lower(), _seen(None, callback)))
+    if expect.state:
+        result.checks.append(_check(f"transfer ends {expect.state}", state == expect.state, _seen(state, callback)))
+    for dotted, expected in expect.body.items():
+        _compare(result, dotted, callback.body if callback.message else None, dotted, run.text(expected))
+    headers = callback.message.headers if callback.message else {}
+    for name, expected in expect.headers.items():
+        value = headers.get(name.lower())
+        wanted = run.text(expected)
+        ok = value is None if wanted == "" else value == wanted
+        result.checks.append(_check(f"header {name} is {wanted!r}" if wanted else f"no header {name}", ok,
+                                    f"it is {value!r}"))
+
+
+_OUTCOME_TEXT = {"answered": "the callback answers (PUT)", "error": "an error callback (PUT .../error)",
+                 "none": "no callback"}
+
+
+def _seen(state: str | None, callback: Callback) -> str:
+    if callback.refusal is not None:
+        return f"no callback: the hub refused the answer ({callback.refusal.note.removeprefix('refused by the hub: ')})"
+    if callback.message is None:
+        return "no callback came"
+    code = callback.message.error_code
+    if code:
+        info = callback.body.get("errorInformation", {})
+        return f"{callback.message.title}: error {code} {info.get('errorDescription', '')}".strip()
+    return f"{callback.message.title}" + (f": {state}" if state else "")
+
+
+def _compare(result: StepResult, label: str, data: Any, dotted: str, expected: str) -> None:
+    try:
+        value = get_path(data, dotted)
+    except (KeyError, TypeError):
+        result.checks.append(_check(f"{label} is {expected!r}", False, "it is missing"))
+        return
+    result.checks.append(_check(f"{label} is {expected!r}", _same(value, expected), f"it is {value!r}"))
+
+
+def _same(value: Any, expected: str) -> bool:
+    if str(value) == expected:
+        return True
+    try:
+        return Decimal(str(value)) == Decimal(expected)
+    except InvalidOperation:
+        return False
+
+
+def _check_status(result: StepResult, expect: fmt.Expect, status: int | None, answer: Any) -> None:
+    detail = f"it answered {status}" + (f": {answer}" if isinstance(answer, (dict, str)) and answer else "")
+    if expect.status is not None:
+        result.checks.append(_check(f"the answer is {expect.status}", status == expect.status, detail[:300]))
+    else:
+        result.checks.append(_check("the request succeeds", status is not None and status < 400, detail[:300]))
+
+
+def _check(what: str, ok: bool, detail: str = "") -> Check:
+    return Check(what, ok, "" if ok and not detail.startswith("it is") else detail)
+
+
+def _party(text: str) -> tuple[str, str]:
+    id_type, _, party_id = text.strip("/").partition("/")
+    if not party_id:
+        raise StepFailed(f"a party is written TYPE/ID (e.g. MSISDN/27730000001), not {text!r}")
+    return id_type, party_id
+
+
+def _number(amount: str | None) -> int | str:
+    """An amount for a JSON number field of the Admin API: an int when whole, else its text."""
+    value = Decimal(amount or "0")
+    return int(value) if value == value.to_integral() else str(amount)
