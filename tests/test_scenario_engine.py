@@ -238,3 +238,31 @@ def test_reports_are_written(demo: Hub, tmp_path: Path, run_cli: Any) -> None:
     ET.parse(junit)
     data = json.loads(out.read_text())
     assert data["ok"] is True and data["steps"][0]["kind"] == "send"
+
+
+def test_miniloop_dfsp_is_tested_with_the_conformance_pack_from_the_command_line(
+        demo: Hub, run_cli: Any, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The documented path: `miniloop dfsp` in one terminal, `scenario run conformance --dfsp` in another."""
+    import subprocess
+
+    from conftest import miniloop_cmd, wait_until
+
+    name = unique_name("cli")
+    log = tmp_path / "dfsp.log"
+    with open(log, "w") as out:
+        dfsp = subprocess.Popen(miniloop_cmd("dfsp", "--name", name, "--hub", demo.urls["fspiop"], "--port", "0",
+                                             "--party", "MSISDN/27790000001"),
+                                stdout=out, stderr=subprocess.STDOUT, env=cli_env, text=True)
+    try:
+        line = wait_until(lambda: next((x for x in log.read_text().splitlines() if "listening on" in x), None), 20,
+                          what="the reference DFSP to listen")
+        url = line.split("listening on ")[1].split()[0]
+        html = tmp_path / "report.html"
+        cli = run_cli("scenario", "run", "conformance", "--dfsp", f"{name}={url}", "--data-dir", str(demo.data_dir),
+                      "--html", str(html))
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        assert "Scenario passed." in cli.stdout and f"{name} (played by external)" in cli.stdout
+        assert html.exists()
+    finally:
+        dfsp.terminate()
+        dfsp.wait(10)
