@@ -180,15 +180,9 @@ class Run:
         return found
 
     async def check_positions(self, result: StepResult, wanted: dict[str, str], before: dict[str, Decimal]) -> None:
-        if not wanted:
-            return
-        after = await self.positions(wanted)
-        for key, change in wanted.items():
-            name = self.name(key)
-            expected = Decimal(self.text(change))
-            moved = after[name] - before[name]
-            result.checks.append(Check(f"{name}'s position changes by {expected:+}", moved == expected,
-                                       f"it changed by {moved:+} ({before[name]} -> {after[name]})"))
+        if wanted:
+            after = await self.positions(wanted)
+            self._check_changes(result, {self.name(k): v for k, v in wanted.items()}, before, after, "position")
 
     async def balances(self, wanted: dict[str, str]) -> dict[str, Decimal]:
         found: dict[str, Decimal] = {}
@@ -202,13 +196,15 @@ class Run:
         return found
 
     async def check_balances(self, result: StepResult, wanted: dict[str, str], before: dict[str, Decimal]) -> None:
-        if not wanted:
-            return
-        after = await self.balances(wanted)
+        if wanted:
+            self._check_changes(result, wanted, before, await self.balances(wanted), "balance")
+
+    def _check_changes(self, result: StepResult, wanted: dict[str, str], before: dict[str, Decimal],
+                       after: dict[str, Decimal], what: str) -> None:
         for key, change in wanted.items():
             expected = Decimal(self.text(change))
             moved = after[key] - before[key]
-            result.checks.append(Check(f"{key}'s balance changes by {expected:+}", moved == expected,
+            result.checks.append(Check(f"{key}'s {what} changes by {expected:+}", moved == expected,
                                        f"it changed by {moved:+} ({before[key]} -> {after[key]})"))
 
     async def settlement_account(self, name: str, currency: str) -> int:
