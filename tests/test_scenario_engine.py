@@ -266,3 +266,15 @@ def test_miniloop_dfsp_is_tested_with_the_conformance_pack_from_the_command_line
     finally:
         dfsp.terminate()
         dfsp.wait(10)
+
+
+def test_a_dfsp_option_the_scenario_cannot_use_is_one_line(demo: Hub, run_cli: Any, tmp_path: Path) -> None:
+    cli = run_cli("scenario", "run", "p2p", "--dfsp", "mine=http://127.0.0.1:9", "--data-dir", str(demo.data_dir))
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    (line,) = cli.stderr.strip().splitlines()
+    assert "no role 'mine'" in line and "no testable role" in line
+    story = write(tmp_path, 'description = "x"\n[[steps]]\nkind = "check"\nrule = "no-such-rule"\n')
+    cli = run_cli("scenario", "run", str(story), "--data-dir", str(demo.data_dir))
+    assert cli.returncode == 2
+    (line,) = cli.stderr.strip().splitlines()
+    assert f"{story}:2: step 1: rule 'no-such-rule' is not one of: " in line

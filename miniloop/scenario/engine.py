@@ -151,7 +151,7 @@ class Run:
         participant = self.roles.get(text)
         if participant is None or participant.played_by != "engine":
             raise steps.StepFailed(f"{text} is not a DFSP this run plays itself: only those can send requests "
-                                   "(give it a [dfsps.{text}] table with played_by = \"engine\")")
+                                   f"(give it a [dfsps.{text}] table with played_by = \"engine\")")
         return participant.name
 
     def within(self, expect: fmt.Expect) -> float:
@@ -409,7 +409,7 @@ def _assign(loaded: Loaded, externals: dict[str, str]) -> dict[str, Participant]
         else:
             testable = [key for key, role in scenario.dfsps.items() if role.testable]
             if len(testable) != 1:
-                raise ScenarioError(f"{loaded.path}: --dfsp {name}=...: the scenario has no role {name!r}"
+                raise ScenarioError(loaded.path, f"--dfsp {name}=...: the scenario has no role {name!r}"
                                     + (f" and more than one testable role ({', '.join(testable)})" if testable else
                                        " and no testable role"))
             key = testable[0]
@@ -417,8 +417,13 @@ def _assign(loaded: Loaded, externals: dict[str, str]) -> dict[str, Participant]
         roles[key].played_by, roles[key].url = "external", url
     for participant in roles.values():
         if participant.played_by == "external" and not participant.url:
-            raise ScenarioError(f"{loaded.path}: the DFSP {participant.role!r} is external but has no url: "
+            raise ScenarioError(loaded.path, f"the DFSP {participant.role!r} is external but has no url: "
                                 f"give --dfsp {participant.name}=URL")
+    for number, step in enumerate(scenario.steps, 1):
+        if step.rule is not None and step.rule not in rules.RULES:
+            line = loaded.step_lines[number - 1] if number <= len(loaded.step_lines) else None
+            raise ScenarioError(loaded.path, f"step {number}: rule {step.rule!r} is not one of: "
+                                f"{', '.join(rules.RULES)}", line)
     return roles
 
 

@@ -53,7 +53,7 @@ FAULTS = {
     "bad-quote": "PUT /quotes without the mandatory expiration, and transferAmount = amount + 1",
     "sync-status": "answers the hub's GET and POST requests with 200 instead of 202",
 }
-DEFAULT_PARTIES = ("MSISDN/27730000001", "MSISDN/27730000002")
+DEFAULT_PARTIES = ("MSISDN/27790000001", "MSISDN/27790000002")  # the conformance pack's, unused by the demo hub
 QUOTE_VALID_S = 60.0
 LATE_BY_S = 1.0  # late-fulfil: how long after the transfer's expiration (the bound is 2 s)
 QUOTES_MAX = TRANSFERS_MAX = 10_000

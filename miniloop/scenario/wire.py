@@ -164,7 +164,8 @@ class Wire:
             return
         event = Event(msg.subject, body, self.now())
         await self._add(event=event)
-        if body.get("type") == "request.refused":
+        if body.get("type") == "request.refused" and body.get("source") in self.targets:
+            # a DFSP under test was refused; the engine's own requests carry their refusal already
             await self._add(Message(self.now(), body.get("source") or "?", HUB, body.get("method", "?"),
                                     body.get("path", "?"), body.get("headers") or {}, _decode(body.get("body", "").encode()),
                                     body.get("status"), f"refused by the hub: {body.get('errorCode')} "

@@ -130,7 +130,7 @@ def summary_table(run: RunResult) -> str:
                                 ms(s.duration_s), len(s.deviations)))
     c = run.counts()
     lines.append("")
-    lines.append(f"{len(run.steps)} steps: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped; "
+    lines.append(f"{len(run.steps)} step{'' if len(run.steps) == 1 else 's'}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped; "
                  f"{c['deviations']} deviation{'s' if c['deviations'] != 1 else ''}; {ms(run.duration_s)} ms")
     groups = deviations_by_rule(run)
     if groups:
