@@ -100,7 +100,10 @@ def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) 
         response = error_reply(error)
         on_refused = getattr(app.ctx, "on_refused", None)
         if on_refused is not None:
-            on_refused(request, error)
+            try:
+                on_refused(request, error)
+            except Exception:  # announcing is a courtesy: it never changes the answer
+                log.exception("announcing the refusal of %s %s failed", request.method, request.path)
         count_unhandled = getattr(app.ctx, "count_unhandled", None)
         if count_unhandled is not None and (request.route is None or isinstance(exc, PayloadTooLarge)):
             count_unhandled(request, response.status)
