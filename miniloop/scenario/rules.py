@@ -22,7 +22,8 @@ import msgspec
 from miniloop.fspiop import ilp, models
 from miniloop.fspiop.errors import ERROR_CODES, FspiopError
 from miniloop.fspiop.headers import _parse_imf_date
-from miniloop.scenario.results import HUB, Deviation, Message
+from miniloop.scenario.results import Deviation, Message
+from mobile_sim.fspiop_client import resource_of
 
 SPEC = "FSPIOP API Definition v1.1"
 
@@ -79,10 +80,6 @@ _DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)"
 
 def broken(rule_id: str, dfsp: str, detail: str) -> Deviation:
     return RULES[rule_id].broken(dfsp, detail)
-
-
-def resource_of(path: str) -> str:
-    return path.lstrip("/").split("/", 1)[0]
 
 
 # ------------------------------------------------------------------------------ per message
@@ -271,7 +268,3 @@ def fulfil(answer: dict[str, Any], condition: str | None, dfsp: str) -> list[Dev
     if condition and isinstance(fulfilment, str) and not ilp.fulfils(fulfilment, condition):
         found.append(broken("fulfilment", dfsp, "the fulfilment does not hash to the condition of the quote"))
     return found
-
-
-def sender_is(message: Message, dfsp: str) -> bool:
-    return message.sender == dfsp and message.receiver == HUB

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from miniloop.fspiop.headers import child_traceparent, message_headers
 from miniloop.scenario.results import HUB, Message
+from mobile_sim.fspiop_client import resource_of
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ class Event:
     subject: str
     body: dict[str, Any]
     at: float
-
-
-def resource_of(path: str) -> str:
-    return path.lstrip("/").split("/", 1)[0]
 
 
 def _decode(raw: bytes) -> Any:
