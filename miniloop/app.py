@@ -44,7 +44,8 @@ from miniloop.services.participants import Participants
 from miniloop.services.quotes import Quotes
 from miniloop.services.transfers import Transfers
 from mobile_sim import sim_app
-from miniloop.services.settlement import SettlementWindows
+from miniloop.services.settlement_windows import SettlementWindows
+from miniloop.services.settlements import Settlements
 from miniloop.services.settlement_models import SettlementModels
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Hub:
         apps: dict[str, Sanic] = {
             "fspiop": fspiop_app(health, fspiop, self._publish),
             "admin": admin_app(participants, services.models, health),
-            "settlement": settlement_app(SettlementWindows(self.ledger), health),
+            "settlement": settlement_app(SettlementWindows(self.ledger), Settlements(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health),
             "sim": sim_app(hub, self.urls["fspiop"], health),
         }

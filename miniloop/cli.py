@@ -133,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_check.add_argument("--grace", type=float, default=10.0, metavar="S",
                               help="a transfer still open S seconds past its expiry is stuck (default 10)")
 
+    settlement = commands.add_parser("settlement", help="settlement windows: who owes what",
+                                     description="Inspect the settlement of a hub's transfers.")
+    settlement_commands = settlement.add_subparsers(dest="settlement_command", metavar="ACTION", required=True)
+    settlement_report = settlement_commands.add_parser(
+        "report", help="net positions per participant of a settlement window (read-only; the hub may be running)",
+        description="Print what each participant sent, received and nets (owes or is owed) in a settlement "
+                    "window, totals per currency, and the net obligations between pairs of participants. "
+                    "Default window: the most recently closed one, else the open one. Read-only: the hub may "
+                    "be running. Exit status 0, or 2 with one line on stderr (no ledger, no such window, "
+                    "CSV not writable).")
+    settlement_report.add_argument("--window", type=_positive_int, metavar="N", help="the settlement window's id")
+    settlement_report.add_argument("--csv", type=Path, metavar="FILE",
+                                   help="also write the per-participant rows to FILE as CSV")
+    settlement_report.add_argument("--data-dir", type=Path, help=f"the hub's (default: {config.user_data_dir()})")
+    settlement_report.add_argument("--config", type=Path, help="settings file (TOML)")
+
     commands.add_parser("version", help="print the version", description="Print miniloop's version.")
     return parser
 
@@ -152,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             return _ledger_check(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "settlement":
+            from miniloop.settlement_report_command import report
+
+            return report(args)
         if args.command == "version":
             print(f"miniloop {__version__}")
             return 0

@@ -104,6 +104,8 @@ def test_health(hub: Hub, api: str) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json")
     assert r.json()["status"] == "OK"
+    if api == "settlement":  # the Settlement API's definition puts it under /v2 as well
+        assert httpx.get(hub.urls[api] + "/health", timeout=10).json()["status"] == "OK"
 
 
 def test_the_seeded_oracle_url_is_the_builtin_oracle_and_answers_for_customers(hub: Hub) -> None:

@@ -27,6 +27,7 @@ from miniloop.errors import MiniloopError
 from miniloop.ledger import check
 from miniloop.ledger.check import check_ledger
 from miniloop.ledger.store import DB_FILE, connect, migrate
+from miniloop.services import settlements
 from miniloop.services.transfers import API_STATE
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -302,6 +303,354 @@ def test_a_transfer_in_a_state_miniloop_does_not_know(made: Made, copy: Path, ru
     assert one_problem(run_cli, copy) == f"transfer {made.expired.id} is in state 'LIMBO', which miniloop does not know"
 
 
+# ------------------------------------------------------------------------------- settlement (rules 5 to 8)
+
+SETTLEMENT_STEPS = ("PS_TRANSFERS_RECORDED", "PS_TRANSFERS_RESERVED", "PS_TRANSFERS_COMMITTED", "SETTLED")
+EXACT_QUERIES = ("_name_transfers_that_moved_wrong", "_name_window_differences")  # of rules 5 and 6
+
+
+@dataclass
+class Settled:
+    """The settlement module hub and what was done on it. Window `first` (alpha->bravo 100,
+    bravo->charlie 30, charlie->alpha 50: nets alpha +50, bravo -70, charlie +20) was settled to
+    the end (`settled`); window `second` (alpha->bravo 10, bravo->charlie 40: nets alpha +10,
+    bravo +30, charlie -40) was settled, reserved and aborted (`aborted`), then settled again and
+    left at PS_TRANSFERS_RESERVED (`reserved`). `reports`: the check after every step, and which
+    of the slow exact queries it ran (it runs them only when its fast sums differ)."""
+
+    scene: Scene
+    alpha: str
+    bravo: str
+    charlie: str
+    first: int
+    second: int
+    first_transfers: list[Transfer]
+    settled: int
+    aborted: int
+    reserved: int
+    reports: list[tuple[str, check.Report, list[str]]]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.scene.hub.data_dir
+
+    def account(self, name: str, account_type: str = "POSITION") -> int:
+        return self.scene.account_id(name, account_type)
+
+    def hub_account(self, account_type: str) -> int:
+        return self.scene.hub.account_ids("Hub")[account_type]
+
+
+def settlement_api(scene: Scene, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    r = scene.hub.settlement.request(method, path, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def close_open_window(scene: Scene) -> int:
+    """Close the open window; return its id."""
+    (window,) = settlement_api(scene, "GET", "settlementWindows?state=OPEN")
+    settlement_api(scene, "POST", f"settlementWindows/{window['id']}", {"state": "CLOSED", "reason": "x"})
+    return window["id"]
+
+
+def move_accounts(scene: Scene, settlement: dict[str, Any], state: str) -> None:
+    """Every account of `settlement` (the POST /settlements answer) to `state`, in one PUT."""
+    answer = settlement_api(scene, "PUT", f"settlements/{settlement['id']}", {"participants": [
+        {"id": p["id"], "accounts": [{"id": a["id"], "state": state, "reason": "r"} for a in p["accounts"]]}
+        for p in settlement["participants"]]})
+    assert answer["state"] == state, answer
+    assert all("errorInformation" not in a for p in answer["participants"] for a in p["accounts"]), answer
+
+
+@pytest.fixture(scope="module")
+def settled(module_hubs: HubLauncher, test_dfsps: TestDfsps) -> Any:
+    hub = module_hubs.start(empty=True)
+    hub.setup_currency()
+    scene = Scene(hub, test_dfsps)
+    reports: list[tuple[str, check.Report, list[str]]] = []
+
+    def checked(step: str) -> None:
+        exact: list[str] = []
+        with pytest.MonkeyPatch.context() as patch:
+            for name in EXACT_QUERIES:
+                original = getattr(check._Check, name)
+                patch.setattr(check._Check, name, lambda self, *args, name=name, original=original: (
+                    exact.append(name), original(self, *args))[1])
+            reports.append((step, check_ledger(hub.data_dir / DB_FILE, grace_s=3600), exact))
+
+    def settle(window: int) -> dict[str, Any]:
+        settlement = settlement_api(scene, "POST", "settlements", {
+            "settlementModel": "DEFERREDNET", "reason": "x", "settlementWindows": [{"id": window}]})
+        checked(f"settlement {settlement['id']} PENDING_SETTLEMENT")
+        return settlement
+
+    alpha, bravo, charlie = scene.dfsp("alpha"), scene.dfsp("bravo"), scene.dfsp("charlie")
+    first_transfers = [Transfer(alpha, bravo, "100"), Transfer(bravo, charlie, "30"), Transfer(charlie, alpha, "50")]
+    for transfer in first_transfers:
+        scene.commit(transfer)
+    first = close_open_window(scene)
+    checked(f"window {first} CLOSED")
+    settlement = settle(first)
+    for state in SETTLEMENT_STEPS:
+        move_accounts(scene, settlement, state)
+        checked(f"settlement {settlement['id']} {state}")
+    assert [scene.position(n) for n in (alpha, bravo, charlie)] == [0, 0, 0]
+    settled_id = settlement["id"]
+
+    for transfer in (Transfer(alpha, bravo, "10"), Transfer(bravo, charlie, "40")):
+        scene.commit(transfer)
+    second = close_open_window(scene)
+    checked(f"window {second} CLOSED")
+    settlement = settle(second)
+    for state in SETTLEMENT_STEPS[:2]:
+        move_accounts(scene, settlement, state)
+        checked(f"settlement {settlement['id']} {state}")
+    assert scene.position(charlie) == 0  # the net recipient's position went up at reserve
+    assert settlement_api(scene, "PUT", f"settlements/{settlement['id']}",
+                          {"state": "ABORTED", "reason": "bank said no"})["state"] == "ABORTED"
+    checked(f"settlement {settlement['id']} ABORTED")
+    assert [scene.position(n) for n in (alpha, bravo, charlie)] == [10, 30, -40]
+    aborted_id = settlement["id"]
+
+    settlement = settle(second)
+    for state in SETTLEMENT_STEPS[:2]:
+        move_accounts(scene, settlement, state)
+        checked(f"settlement {settlement['id']} {state}")
+    yield Settled(scene, alpha, bravo, charlie, first, second, first_transfers, settled_id, aborted_id,
+                  settlement["id"], reports)
+    scene.close()
+
+
+@pytest.fixture
+def settled_copy(settled: Settled, tmp_path: Path) -> Path:
+    return copy_ledger(settled.data_dir, tmp_path / "copy")
+
+
+def read(data_dir: Path, sql: str, *params: Any) -> Any:
+    """The one value `sql` selects from the ledger in `data_dir`."""
+    conn = sqlite3.connect(data_dir / DB_FILE)
+    try:
+        (value,) = conn.execute(sql, params).fetchone()
+        return value
+    finally:
+        conn.close()
+
+
+def settlement_transfer(data_dir: Path, settlement_id: int, account_id: int) -> str:
+    return read(data_dir, "SELECT settlement_transfer_id FROM settlement_account WHERE settlement_id = ? "
+                "AND account_id = ?", settlement_id, account_id)
+
+
+def test_every_settlement_step_passes(settled: Settled, run_cli: Run) -> None:
+    """After closing a window, creating a settlement, each of its four steps, an abort at
+    PS_TRANSFERS_RESERVED (undoing the net recipient's movement) and a second settlement of the
+    same window, reserved: the ledger is consistent at every step, and the fast sums of rules 5
+    and 6 said so without the exact queries."""
+    steps = [step for step, _, _ in settled.reports]
+    assert len(steps) == 14 and steps[-1] == f"settlement {settled.reserved} PS_TRANSFERS_RESERVED", steps
+    assert [(step, report.problems, exact) for step, report, exact in settled.reports if not report.ok or exact] == []
+    result = run_cli("ledger", "check", "--data-dir", str(settled.data_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # 5 payments, 3 funds-in, 3 settlement transfers per settlement; in flight: the last three, RESERVED
+    assert re.fullmatch(r"ledger check: OK — 1 currency, 8 accounts, 17 transfers \(3 in flight\), "
+                        r"\d+ messages? waiting\n", result.stdout), result.stdout
+
+
+def test_a_reserved_settlement_transfer_that_moved_the_wrong_hub_account(settled: Settled, settled_copy: Path,
+                                                                         run_cli: Run) -> None:
+    """The net recipient's settlement transfer is RESERVED: it moved charlie's POSITION up by 40
+    and the Hub's multilateral settlement account down by 40. The Hub's side went to the Hub's
+    reconciliation account instead, positions in step: only rule 5 sees it."""
+    tid = settlement_transfer(settled_copy, settled.reserved, settled.account(settled.charlie))
+    multilateral = settled.hub_account("HUB_MULTILATERAL_SETTLEMENT")
+    reconciliation = settled.hub_account("HUB_RECONCILIATION")
+    tamper(settled_copy,
+           ("UPDATE position_change SET account_id = ? WHERE transfer_id = ? AND account_id = ?",
+            (reconciliation, tid, multilateral)),
+           ("UPDATE position SET value = value + 400000 WHERE account_id = ?", (multilateral,)),
+           ("UPDATE position SET value = value - 400000 WHERE account_id = ?", (reconciliation,)))
+    lines = problems(run_cli, settled_copy)
+    assert sorted(lines) == sorted([
+        f"transfer {tid} (RESERVED, 40 USD) moved Hub USD HUB_MULTILATERAL_SETTLEMENT (account {multilateral}), "
+        "its HUB, by 0; expected -40",
+        f"transfer {tid} (RESERVED, 40 USD) moved Hub USD HUB_RECONCILIATION (account {reconciliation}), "
+        "an account it does not involve, by -40; expected 0",
+    ]), lines
+
+
+def test_a_net_senders_settlement_transfer_that_moved_at_reserve(settled: Settled, settled_copy: Path,
+                                                                 run_cli: Run) -> None:
+    """A net sender's settlement transfer moves nothing until it commits: one that moved both
+    sides while RESERVED (money conserved, positions matching their changes) is named."""
+    bravo = settled.account(settled.bravo)
+    multilateral = settled.hub_account("HUB_MULTILATERAL_SETTLEMENT")
+    tid = settlement_transfer(settled_copy, settled.reserved, bravo)
+    tamper(settled_copy,
+           ("INSERT INTO position_change (account_id, transfer_id, change, value, created_date) "
+            "VALUES (?, ?, -300000, 0, '2026-01-01T00:00:00.000Z')", (bravo, tid)),
+           ("INSERT INTO position_change (account_id, transfer_id, change, value, created_date) "
+            "VALUES (?, ?, 300000, 0, '2026-01-01T00:00:00.000Z')", (multilateral, tid)),
+           ("UPDATE position SET value = value - 300000 WHERE account_id = ?", (bravo,)),
+           ("UPDATE position SET value = value + 300000 WHERE account_id = ?", (multilateral,)))
+    lines = problems(run_cli, settled_copy)
+    assert sorted(lines) == sorted([
+        f"transfer {tid} (RESERVED, 30 USD) moved {settled.bravo} USD POSITION (account {bravo}), its DFSP_POSITION, "
+        "by -30; expected 0",
+        f"transfer {tid} (RESERVED, 30 USD) moved Hub USD HUB_MULTILATERAL_SETTLEMENT (account {multilateral}), "
+        "its HUB, by 30; expected 0",
+    ]), lines
+
+
+def test_a_transfer_taken_out_of_its_closed_window(settled: Settled, settled_copy: Path, run_cli: Run) -> None:
+    """alpha->bravo 100 of the first window now says it belongs to the open one: the first
+    window's aggregation no longer matches its transfers (rule 6), and nothing else is wrong."""
+    transfer = settled.first_transfers[0]
+    (window,) = settlement_api(settled.scene, "GET", "settlementWindows?state=OPEN")
+    content = read(settled_copy, "SELECT id FROM settlement_window_content WHERE settlement_window_id = ?",
+                   settled.first)
+    tamper(settled_copy, ("UPDATE transfer SET settlement_window_id = ? WHERE id = ?", (window["id"], transfer.id)))
+    lines = problems(run_cli, settled_copy)
+    alpha, bravo = settled.account(settled.alpha), settled.account(settled.bravo)
+    assert lines == [
+        f"settlement window {settled.first}'s POSITION USD aggregation (content {content}) has 50 for "
+        f"{settled.alpha} USD POSITION (account {alpha}), but the window's transfers moved it by -50",
+        f"settlement window {settled.first}'s POSITION USD aggregation (content {content}) has -70 for "
+        f"{settled.bravo} USD POSITION (account {bravo}), but the window's transfers moved it by 30",
+    ], lines
+
+
+def test_an_aggregation_row_of_an_account_of_another_type(settled: Settled, settled_copy: Path, run_cli: Run) -> None:
+    """A window's POSITION content that aggregates a SETTLEMENT account: named as such. (Its
+    settlement no longer balances with its aggregation either.)"""
+    content = read(settled_copy, "SELECT id FROM settlement_window_content WHERE settlement_window_id = ?",
+                   settled.first)
+    position, liquidity = settled.account(settled.charlie), settled.account(settled.charlie, "SETTLEMENT")
+    tamper(settled_copy, ("UPDATE settlement_content_aggregation SET account_id = ? WHERE account_id = ? "
+                          "AND settlement_window_content_id = ? AND role = 'PAYER_DFSP'", (liquidity, position, content)))
+    lines = problems(run_cli, settled_copy)
+    assert lines == [
+        f"settlement window {settled.first}'s POSITION USD aggregation (content {content}) has -30 for "
+        f"{settled.charlie} USD POSITION (account {position}), but the window's transfers moved it by 20",
+        f"settlement window {settled.first}'s POSITION USD aggregation (content {content}) has 50 for "
+        f"{settled.charlie} USD SETTLEMENT (account {liquidity}), but the window's transfers moved it by 0 "
+        "(it is not a POSITION USD account)",
+        f"settlement {settled.settled} (SETTLED) nets {settled.charlie} USD POSITION (account {position}) at 20, "
+        "but its aggregation rows sum to -30",
+        f"settlement {settled.settled} (SETTLED) has no account for {settled.charlie} USD SETTLEMENT "
+        f"(account {liquidity}), whose aggregation rows in it sum to 50",
+    ], lines
+
+
+def test_a_settlement_net_amount_changed(settled: Settled, settled_copy: Path, run_cli: Run) -> None:
+    """alpha's net in the settled settlement says 60, not 50: the nets no longer sum to zero, no
+    longer match the aggregation, and the settlement transfer (which moved 50) no longer matches."""
+    alpha = settled.account(settled.alpha)
+    tid = settlement_transfer(settled_copy, settled.settled, alpha)
+    tamper(settled_copy, ("UPDATE settlement_account SET net_amount = 600000 WHERE settlement_id = ? "
+                          "AND account_id = ?", (settled.settled, alpha)))
+    lines = problems(run_cli, settled_copy)
+    assert lines == [
+        f"settlement {settled.settled} (SETTLED): the net amounts of its 3 USD accounts sum to 10, not 0",
+        f"settlement {settled.settled} (SETTLED) nets {settled.alpha} USD POSITION (account {alpha}) at 60, "
+        "but its aggregation rows sum to 50",
+        f"settlement {settled.settled}: {settled.alpha} USD POSITION (account {alpha}) is SETTLED (net 60) but its "
+        f"settlement transfer {tid} (SETTLEMENT) moves {settled.alpha} USD POSITION (account {alpha}) by -50; "
+        "expected a SETTLEMENT transfer moving it by -60",
+    ], lines
+
+
+def test_aggregation_rows_that_left_their_settlement(settled: Settled, settled_copy: Path, run_cli: Run) -> None:
+    bravo = settled.account(settled.bravo)
+    conn = sqlite3.connect(settled_copy / DB_FILE)
+    assert conn.execute("UPDATE settlement_content_aggregation SET settlement_id = NULL WHERE settlement_id = ? "
+                        "AND account_id = ?", (settled.reserved, bravo)).rowcount == 2
+    conn.commit()
+    conn.close()
+    assert one_problem(run_cli, settled_copy) == (
+        f"settlement {settled.reserved} (PS_TRANSFERS_RESERVED) nets {settled.bravo} USD POSITION (account {bravo}) "
+        "at 30, but its aggregation rows sum to 0")
+
+
+def test_the_aborted_settlement_is_not_matched_with_the_aggregation_it_gave_up(settled: Settled) -> None:
+    """Its window's aggregation rows now belong to the later settlement; its nets still balance."""
+    rows = read(settled.data_dir, "SELECT COUNT(*) FROM settlement_content_aggregation WHERE settlement_id = ?",
+                settled.aborted)
+    assert rows == 0
+    assert read(settled.data_dir, "SELECT SUM(net_amount) FROM settlement_account WHERE settlement_id = ?",
+                settled.aborted) == 0
+
+
+def test_a_settlement_account_ahead_of_its_transfer(settled: Settled, settled_copy: Path, run_cli: Run) -> None:
+    """A settlement account says PS_TRANSFERS_COMMITTED but its transfer is still RESERVED."""
+    alpha = settled.account(settled.alpha)
+    tid = settlement_transfer(settled_copy, settled.reserved, alpha)
+    tamper(settled_copy, ("UPDATE settlement_account SET state = 'PS_TRANSFERS_COMMITTED' WHERE settlement_id = ? "
+                          "AND account_id = ?", (settled.reserved, alpha)))
+    assert one_problem(run_cli, settled_copy) == (
+        f"settlement {settled.reserved}: {settled.alpha} USD POSITION (account {alpha}) is PS_TRANSFERS_COMMITTED "
+        f"but its settlement transfer {tid} is RESERVED; expected COMMITTED")
+
+
+def test_settlement_transfers_swapped_or_missing(settled: Settled, settled_copy: Path, run_cli: Run) -> None:
+    alpha, bravo = settled.account(settled.alpha), settled.account(settled.bravo)
+    of_alpha = settlement_transfer(settled_copy, settled.settled, alpha)
+    of_bravo = settlement_transfer(settled_copy, settled.settled, bravo)
+    tamper(settled_copy,
+           ("UPDATE settlement_account SET settlement_transfer_id = ? WHERE settlement_id = ? AND account_id = ?",
+            (of_bravo, settled.settled, alpha)),
+           ("UPDATE settlement_account SET settlement_transfer_id = ? WHERE settlement_id = ? AND account_id = ?",
+            (of_alpha, settled.settled, bravo)),
+           ("UPDATE settlement_account SET settlement_transfer_id = 'gone' WHERE settlement_id = ? AND account_id = ?",
+            (settled.reserved, alpha)))
+    assert problems(run_cli, settled_copy) == [
+        f"settlement {settled.settled}: {settled.alpha} USD POSITION (account {alpha}) is SETTLED (net 50) but its "
+        f"settlement transfer {of_bravo} (SETTLEMENT) moves {settled.bravo} USD POSITION (account {bravo}) by 70; "
+        "expected a SETTLEMENT transfer moving it by -50",
+        f"settlement {settled.settled}: {settled.bravo} USD POSITION (account {bravo}) is SETTLED (net -70) but its "
+        f"settlement transfer {of_alpha} (SETTLEMENT) moves {settled.alpha} USD POSITION (account {alpha}) by -50; "
+        "expected a SETTLEMENT transfer moving it by 70",
+        f"settlement {settled.reserved}: {settled.alpha} USD POSITION (account {alpha}) is PS_TRANSFERS_RESERVED and "
+        "names settlement transfer gone, which is not in the ledger",
+    ]
+
+
+def test_an_immediately_gross_settled_transfer_passes(hubs: HubLauncher, test_dfsps: TestDfsps, run_cli: Run) -> None:
+    """USD settled IMMEDIATE/GROSS/BILATERAL: a committed transfer is SETTLED at once, with four
+    more rows (each side's POSITION back, its SETTLEMENT account moved). All moved: the check
+    passes; a lost one of them is named."""
+    hub = hubs.start(empty=True)
+    for account_type in ("HUB_RECONCILIATION", "HUB_MULTILATERAL_SETTLEMENT"):
+        r = hub.admin.post("/participants/Hub/accounts", json={"currency": "USD", "type": account_type})
+        assert r.status_code == 201, r.text
+    r = hub.admin.post("/settlementModels", json={
+        "name": "GROSS", "settlementGranularity": "GROSS", "settlementInterchange": "BILATERAL",
+        "settlementDelay": "IMMEDIATE", "currency": "USD", "requireLiquidityCheck": True,
+        "ledgerAccountType": "POSITION", "settlementAccountType": "SETTLEMENT", "autoPositionReset": True})
+    assert r.status_code == 201, r.text
+    scene = Scene(hub, test_dfsps)
+    try:
+        payer, payee = scene.dfsp("payer"), scene.dfsp("payee")
+        transfer = Transfer(payer, payee, "25")
+        scene.commit(transfer)
+        assert scene.position(payer) == 0 and scene.position(payee) == 0
+        liquidity = scene.account_id(payer, "SETTLEMENT")
+        close_open_window(scene)  # it has no content: nothing is settled later
+        report = check_ledger(hub.data_dir / DB_FILE)
+        assert report.ok, report.problems
+        copy = copy_ledger(hub.data_dir, hub.data_dir.parent / "copy")
+    finally:
+        scene.close()
+    assert read(copy, "SELECT state FROM transfer WHERE id = ?", transfer.id) == "SETTLED"
+    assert read(copy, "SELECT COUNT(*) FROM transfer_participant WHERE transfer_id = ?", transfer.id) == 6
+    tamper(copy, ("DELETE FROM position_change WHERE transfer_id = ? AND account_id = ?", (transfer.id, liquidity)),
+           ("UPDATE position SET value = value - 250000 WHERE account_id = ?", (liquidity,)))
+    lines = problems(run_cli, copy)
+    assert len(lines) == 2 and lines[0].endswith("off by -25"), lines
+    assert lines[1] == (f"transfer {transfer.id} (SETTLED, 25 USD) moved {payer} USD SETTLEMENT (account {liquidity}), "
+                        "its DFSP_SETTLEMENT, by 0; expected 25"), lines
+
+
 # ------------------------------------------------------------------------------- the stopped hub's own file
 # Last in this module: it stops the module's hub.
 
@@ -356,6 +705,21 @@ def test_a_ledger_of_an_older_schema(run_cli: Run, tmp_path: Path) -> None:
     assert "schema 2" in line and "start a hub on it" in line, line
 
 
+def test_a_ledger_from_before_settlement_is_checked_by_rules_1_to_5(tmp_path: Path) -> None:
+    """Schema 4 has no settlement tables: rules 6 to 8 are skipped, the others still run."""
+    conn = connect(tmp_path / DB_FILE)
+    migrate(conn, upto=4)
+    transfer_id = str(uuid.uuid4())
+    conn.execute("INSERT INTO transfer (id, kind, amount, currency, state, created_date, completed_date) VALUES "
+                 "(?, 'FSPIOP', 10000, 'USD', 'COMMITTED', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                 (transfer_id,))
+    conn.commit()
+    conn.close()
+    report = check_ledger(tmp_path / DB_FILE)
+    assert report.problems == [f"transfer {transfer_id} (1 USD) is COMMITTED since 2026-01-01T00:00:00.000Z but "
+                               "belongs to no settlement window"]
+
+
 def test_help(run_cli: Run) -> None:
     result = run_cli("ledger", "check", "--help")
     assert result.returncode == 0, result.stderr
@@ -377,6 +741,8 @@ def test_a_bad_grace(run_cli: Run, tmp_path: Path, grace: str) -> None:
 def test_the_check_knows_every_state_the_switch_uses() -> None:
     assert set(check.KNOWN_STATES) == set(API_STATE)
     assert {s for s in API_STATE if API_STATE[s] == "RESERVED"} == set(check.RESERVING_STATES)
+    assert set(check.SETTLEMENT_TRANSFER_STATE) == {*settlements.STEPS, "ABORTED"}
+    assert set(check.SETTLEMENT_TRANSFER_STATE.values()) - {None} <= set(API_STATE)
 
 
 def fresh_ledger(path: Path) -> sqlite3.Connection:

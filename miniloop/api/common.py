@@ -65,7 +65,8 @@ def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) -> Sanic:
+def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False,
+            health_paths: tuple[str, ...] = ("/health",)) -> Sanic:
     """A Sanic app with miniloop's error handling, size limits and a /health route.
 
     `health` is shared by every app: its "checks" function says how the datastore and the
@@ -79,7 +80,6 @@ def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) 
     app.config.NOISY_EXCEPTIONS = False
     app.config.TOUCHUP = False  # see compile_out_unused_signals
 
-    @app.get("/health")
     async def health_check(request: Request) -> HTTPResponse:
         services = health["checks"]()
         ok = all(s["status"] == "OK" for s in services)
@@ -93,6 +93,9 @@ def new_app(name: str, health: dict[str, Any], *, strict_slashes: bool = False) 
             },
             200 if ok else 502,
         )
+
+    for number, path in enumerate(health_paths):
+        app.add_route(health_check, path, methods=["GET"], name=f"health_{number}")
 
     def failed(request: Request, exc: Exception, error: FspiopError) -> HTTPResponse:
         """The error answer; counted here if no handler ran (serve_metrics counts those that did),

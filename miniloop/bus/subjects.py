@@ -44,6 +44,10 @@ def settlement_window(window_id: int, state: str) -> str:
     return f"{PREFIX}.settlementWindow.{window_id}.{state}"
 
 
+def settlement(settlement_id: int, state: str) -> str:
+    return f"{PREFIX}.settlement.{settlement_id}.{state}"
+
+
 def settlement_model(name: str, what: str) -> str:
     return f"{PREFIX}.settlementModel.{name}.{what}"
 

@@ -347,7 +347,7 @@ def _describe(model: type, path: str, problem: str) -> str:
         return f"{path} must be {_JSON_KINDS.get(expected, expected)}, not {_JSON_KINDS.get(got, got)}"
     if problem[:1].islower():  # our own checks name a field of the object at `path`
         return f"{path}.{problem}" if path else problem
-    return f"{path}: {problem.replace('`', '')}"
+    return f"{path}: {problem.replace('`', '')}" if path else problem.replace("`", "")
 
 
 def _field(model: type, path: str) -> tuple[str | None, Any]:

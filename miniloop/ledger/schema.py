@@ -242,6 +242,79 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 5: settlement: what each closed window holds, settlements, and their accounts' progress
+    """
+    -- one row per (window, ledger account type, currency) settled by a NET model, made at close
+    CREATE TABLE settlement_window_content (
+        id INTEGER PRIMARY KEY,
+        settlement_window_id INTEGER NOT NULL REFERENCES settlement_window(id),
+        ledger_account_type_id INTEGER NOT NULL REFERENCES ledger_account_type(id),
+        currency TEXT NOT NULL,
+        settlement_model_id INTEGER NOT NULL REFERENCES settlement_model(id),
+        state TEXT NOT NULL,              -- CLOSED, PENDING_SETTLEMENT, SETTLED, ABORTED
+        settlement_id INTEGER REFERENCES settlement(id),
+        created_date TEXT NOT NULL,
+        changed_date TEXT NOT NULL,
+        UNIQUE (settlement_window_id, ledger_account_type_id, currency)
+    );
+    -- per content and account: the sum of the position changes its committed transfers made,
+    -- split into what it paid (PAYER_DFSP, > 0) and what it received (PAYEE_DFSP, < 0)
+    CREATE TABLE settlement_content_aggregation (
+        id INTEGER PRIMARY KEY,
+        settlement_window_content_id INTEGER NOT NULL REFERENCES settlement_window_content(id),
+        account_id INTEGER NOT NULL REFERENCES account(id),
+        role TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        settlement_id INTEGER REFERENCES settlement(id),
+        UNIQUE (settlement_window_content_id, account_id, role)
+    );
+    CREATE TABLE settlement (
+        id INTEGER PRIMARY KEY,
+        settlement_model_id INTEGER NOT NULL REFERENCES settlement_model(id),
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_date TEXT NOT NULL,
+        changed_date TEXT NOT NULL
+    );
+    CREATE TABLE settlement_state_change (
+        id INTEGER PRIMARY KEY,
+        settlement_id INTEGER NOT NULL REFERENCES settlement(id),
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_date TEXT NOT NULL
+    );
+    CREATE TABLE settlement_settlement_window (
+        settlement_id INTEGER NOT NULL REFERENCES settlement(id),
+        settlement_window_id INTEGER NOT NULL REFERENCES settlement_window(id),
+        created_date TEXT NOT NULL,
+        PRIMARY KEY (settlement_id, settlement_window_id)
+    );
+    -- central-settlement's settlementParticipantCurrency: one account's net amount in a settlement
+    -- (> 0: a net sender, it owes; < 0: a net recipient) and how far the settlement bank got
+    CREATE TABLE settlement_account (
+        id INTEGER PRIMARY KEY,
+        settlement_id INTEGER NOT NULL REFERENCES settlement(id),
+        account_id INTEGER NOT NULL REFERENCES account(id),
+        net_amount INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        external_reference TEXT,
+        settlement_transfer_id TEXT,
+        created_date TEXT NOT NULL,
+        changed_date TEXT NOT NULL,
+        UNIQUE (settlement_id, account_id)
+    );
+    CREATE TABLE settlement_account_state_change (
+        id INTEGER PRIMARY KEY,
+        settlement_account_id INTEGER NOT NULL REFERENCES settlement_account(id),
+        state TEXT NOT NULL,
+        reason TEXT,
+        external_reference TEXT,
+        created_date TEXT NOT NULL
+    );
+    CREATE INDEX transfer_window ON transfer(settlement_window_id) WHERE settlement_window_id IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

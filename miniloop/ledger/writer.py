@@ -22,7 +22,7 @@ returns is durable.
 
 Commands see `tx.now`, one timestamp per batch (a batch lasts milliseconds), and may keep what
 they look up again and again in `tx.cached`: participants, their accounts and endpoints, the
-open settlement window, the oracles. Temporary triggers on this connection empty that cache
+open settlement window, the settlement models, the oracles. Temporary triggers on this connection empty that cache
 whenever a row of those tables changes, whoever changes it, and a command that fails empties it
 too, so a rolled-back change is never remembered.
 """
@@ -45,7 +45,7 @@ QUEUE_BOUND = 10_000  # commands waiting; callers wait for room beyond this
 BATCH_MAX = 256  # commands in one transaction
 CACHE_MAX = 10_000  # entries of the lookup cache; emptied when full
 CHECKPOINT_EVERY_S = 1.0
-CACHED_TABLES = ("participant", "account", "participant_endpoint", "settlement_window", "oracle")
+CACHED_TABLES = ("participant", "account", "participant_endpoint", "settlement_window", "settlement_model", "oracle")
 
 
 def utc_now() -> str:

@@ -66,6 +66,8 @@ class Run:
         self._references: list[Any] = []
         self._quotes: dict[str, dict[str, Any]] = {}  # quote step id (or "") -> its request and answer
         self._transfers: dict[str, str] = {}  # transfer step id -> transfer id
+        self.closed_windows: list[int] = []  # settlement windows this run closed and has not settled yet
+        self.settlement_id: int | None = None  # the latest settlement this run created
 
     # ---------------------------------------------------------------- the whole run
 
@@ -372,7 +374,23 @@ class Run:
             return f"{t(step.from_) if step.from_ else 'operator'}: {step.method} {t(step.path)}"
         if isinstance(step, fmt.Wait):
             return f"wait until transfer {t(step.transfer)} is {step.state}"
+        if isinstance(step, fmt.Settle):
+            return self._settle_title(step)
         return "check " + ", ".join(list(step.expect.positions) + list(step.expect.balances))
+
+    def _settle_title(self, step: fmt.Settle) -> str:
+        if step.action == "close":
+            return "operator: close the open settlement window" + (" (if it holds transfers)" if step.skip_if_empty else "")
+        if step.action == "settle":
+            windows = [self.text(w) for w in step.windows] if step.windows is not None else self.closed_windows
+            model = self.text(step.model or "DEFERREDNET")
+            if not windows:
+                return f"operator: settle the windows this run closed (none yet) with {model}"
+            return f"operator: settle window{'s' if len(windows) != 1 else ''} {', '.join(map(str, windows))} with {model}"
+        settlement = self.text(step.settlement) if step.settlement is not None else self.settlement_id or "(none yet)"
+        if step.action == "advance":
+            return f"operator: move settlement {settlement} to {step.to}"
+        return f"operator: abort settlement {settlement}"
 
 
 def role_currency(scenario: fmt.Scenario, role: str) -> str:

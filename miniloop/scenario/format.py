@@ -19,6 +19,11 @@ import msgspec
 PLAYED_BY = ("engine", "simulator", "reference", "external")
 TRANSFER_STATES = ("RECEIVED", "RESERVED", "COMMITTED", "ABORTED")
 OUTCOMES = ("answered", "error", "none")
+SETTLE_ACTIONS = ("close", "settle", "advance", "abort")
+# the states `advance` may move a settlement's accounts to, in order (Settlement API v2)
+SETTLEMENT_STEPS = ("PS_TRANSFERS_RECORDED", "PS_TRANSFERS_RESERVED", "PS_TRANSFERS_COMMITTED", "SETTLED")
+SETTLEMENT_STATES = ("PENDING_SETTLEMENT", *SETTLEMENT_STEPS, "SETTLING", "ABORTED")
+WINDOW_STATES = ("OPEN", "PROCESSING", "CLOSED", "PENDING_SETTLEMENT", "SETTLED", "ABORTED", "FAILED")
 
 
 class Expect(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -28,7 +33,7 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     outcome: Literal["answered", "error", "none"] | None = None  # the callback: PUT, PUT .../error, or nothing
     error_code: str | None = None  # errorInformation.errorCode of the error callback
     error_text: str | None = None  # a piece of errorInformation.errorDescription (case-insensitive)
-    state: str | None = None  # a transfer's final state (transfer, send, wait)
+    state: str | None = None  # a transfer's final state (transfer, send, wait); settle: the window's or settlement's
     body: dict[str, str] = {}  # dotted path in the callback body -> expected value ("party.name": "Kwame")
     headers: dict[str, str] = {}  # callback header (any case) -> expected value; "" means "absent"
     positions: dict[str, str] = {}  # DFSP role or name -> change of its position in this step ("+10", "-10", "0")
@@ -144,7 +149,20 @@ class Check(_Step, tag="check", kw_only=True):
     """No action: check positions or balances now (expect.positions are then absolute values)."""
 
 
-Step = Lookup | Quote | Transfer | Send | Admin | Request | Wait | Check
+class Settle(_Step, tag="settle", kw_only=True):
+    """Drive settlement through the Settlement API without knowing ids: close the open window,
+    settle the windows this run closed, move every account of the settlement one state on, abort."""
+
+    action: Literal["close", "settle", "advance", "abort"]
+    reason: str | None = None  # the reason sent to the hub (default: "miniloop scenario <name>")
+    skip_if_empty: bool = False  # close: an empty window (3100 "is empty") is a pass, nothing closed
+    windows: list[str | int] | None = None  # settle: window ids (default: the windows this run closed)
+    model: str | None = None  # settle: the settlement model (default: "DEFERREDNET")
+    to: Literal["PS_TRANSFERS_RECORDED", "PS_TRANSFERS_RESERVED", "PS_TRANSFERS_COMMITTED", "SETTLED"] | None = None
+    settlement: str | int | None = None  # advance, abort: the settlement id (default: this run's latest settlement)
+
+
+Step = Lookup | Quote | Transfer | Send | Admin | Request | Wait | Check | Settle
 
 
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -33,6 +33,9 @@ RESERVED = ("uuid", "dfsps")  # reference names that are not variables or step i
 # step fields that must name a role of [dfsps]; Send.dfsp, Admin.dfsp and Request.to may be any DFSP name
 ROLE_FIELDS = {"lookup": ("from_",), "quote": ("from_", "to"), "transfer": ("from_", "to"), "request": ("from_",)}
 MONEY_FIELDS = ("amount", "ndc", "funds")
+# settle step fields -> the actions they are for
+SETTLE_FIELDS = {"skip_if_empty": ("close",), "windows": ("settle",), "model": ("settle",), "to": ("advance",),
+                 "settlement": ("advance", "abort")}
 _TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "object": "a table", "array": "an array", "datetime": "a date-time", "date": "a date",
                "time": "a time"}
@@ -329,6 +332,7 @@ class _Checker:
 
     def __init__(self, path: Path, scenario: fmt.Scenario, lines: dict[Path_, int]) -> None:
         self.path, self.scenario, self.lines = path, scenario, lines
+        self.settle_actions: set[str] = set()  # the actions of the settle steps so far
 
     def fail(self, where: Path_, what: str) -> None:
         if _is_step(where[:2]):
@@ -371,10 +375,34 @@ class _Checker:
             self.fail(("steps", i, "quote"), f"quote: {step.quote!r} is not the id of an earlier quote step")
         if isinstance(step, (fmt.Quote, fmt.Send, fmt.Transfer, fmt.Admin)):
             self.check_amount(("steps", i, "amount"), step.amount, AMOUNT, "amount")
+        if isinstance(step, fmt.Settle):
+            self.check_settle(i, step, ids)
         for table in ("positions", "balances"):
             for key, value in getattr(step.expect, table).items():
                 where = ("steps", i, "expect", table, key)
                 self.check_amount(where, value, SIGNED_AMOUNT, f"expect.{table}.{key}", signed=True)
+
+    def check_settle(self, i: int, step: fmt.Settle, ids: dict[str, str]) -> None:
+        """Each field only with the action it is for; `advance` needs `to`; what an action works on
+        (windows, a settlement) must come from an earlier step when the step does not name it."""
+        for field, actions in SETTLE_FIELDS.items():
+            if getattr(step, field) not in (None, False) and step.action not in actions:
+                self.fail(("steps", i, field), f"{field} is only for action = " + " or ".join(f'"{a}"' for a in actions))
+        if step.action == "advance" and step.to is None:
+            self.fail(("steps", i, "action"), f'action = "advance" needs `to`, one of: {", ".join(fmt.SETTLEMENT_STEPS)}')
+        earlier = self.settle_actions
+        if step.action == "settle" and step.windows is None and "close" not in earlier:
+            self.fail(("steps", i, "action"), 'action = "settle" needs an earlier settle step with action = "close", '
+                      "or `windows`")
+        if step.action in ("advance", "abort") and step.settlement is None and "settle" not in earlier:
+            self.fail(("steps", i, "action"), f'action = "{step.action}" needs an earlier settle step with '
+                      'action = "settle", or `settlement`')
+        states = fmt.WINDOW_STATES if step.action == "close" else fmt.SETTLEMENT_STATES
+        if step.expect.state is not None and step.expect.state not in states:
+            what = "a window" if step.action == "close" else "a settlement"
+            self.fail(("steps", i, "expect", "state"), f"expect.state: {step.expect.state!r} is not {what} state "
+                      f"(one of: {', '.join(states)})")
+        earlier.add(step.action)
 
     def check_amount(self, where: Path_, value: str | None, pattern: re.Pattern[str], field: str,
                      signed: bool = False) -> None:

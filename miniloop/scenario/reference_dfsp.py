@@ -60,6 +60,7 @@ QUOTES_MAX = TRANSFERS_MAX = 10_000
 TASKS_MAX = 1_000  # callbacks in flight
 LOG_MAX = 1_000  # entries kept in `received` and `sent`
 SEND_TIMEOUT_S = 10.0
+SEND_RETRY_DELAYS_S = (0.2, 1.0)  # a callback whose connection broke is sent again after these
 BODY_MAX = 5_242_880  # FSPIOP's largest body
 _VERSION = re.compile(r"version=(1\.[01])(?![\d.])")
 _NAME_CHARS = re.compile(r"[^\w .,'-]")
@@ -374,13 +375,20 @@ class ReferenceDfsp:
         if self.fault == "missing-header":
             del headers["Date"]
         at = time.time()
-        try:
-            data = json.dumps(body, separators=(",", ":")).encode()
-            async with self._session.request(method, self.hub_url + path, data=data, headers=headers) as r:
-                status, answer = r.status, (await r.content.read(2048)).decode(errors="replace")
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            status, answer = 0, str(exc) or type(exc).__name__
-            log.warning("%s: %s %s to the hub failed: %s", self.name, method, path, answer)
+        data = json.dumps(body, separators=(",", ":")).encode()
+        for delay in (*SEND_RETRY_DELAYS_S, None):
+            try:
+                async with self._session.request(method, self.hub_url + path, data=data, headers=headers) as r:
+                    status, answer = r.status, (await r.content.read(2048)).decode(errors="replace")
+                break
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                # the hub ignores a callback it already has, so sending again is safe; a DFSP
+                # that gives up after one broken connection would leave the payer waiting
+                status, answer = 0, str(exc) or type(exc).__name__
+                log.warning("%s: %s %s to the hub failed: %s", self.name, method, path, answer)
+                if delay is None or isinstance(exc, TimeoutError):  # a timeout may have been delivered
+                    break
+                await asyncio.sleep(delay)
         self.sent.append(Sent(method, path, asker.fsp, body, status, answer, at))
 
 

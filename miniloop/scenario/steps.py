@@ -2,7 +2,7 @@
 
 Why one module: a step is always the same three moves (send something, wait with a bound for
 what comes back, compare with `expect`), so every kind is a short function over the same helpers
-and reads top to bottom: lookup, quote, transfer, send, admin, request, wait, check. The run
+and reads top to bottom: lookup, quote, transfer, send, admin, request, wait, check, settle. The run
 (miniloop.scenario.engine) gives each function its `Run` (wire, roles, values) and the
 StepResult to fill; the function returns what later steps may refer to as ${<step id>.<path>}.
 """
@@ -267,8 +267,101 @@ async def check(run: Run, step: fmt.Check, result: StepResult) -> Results:
     return {}
 
 
+async def settle(run: Run, step: fmt.Settle, result: StepResult) -> Results:
+    """One operator's move in settlement; the ids come from the run (or from the step, if it names them)."""
+    before = await run.positions(step.expect.positions)
+    values = await _SETTLE_ACTIONS[step.action](run, step, result)
+    await run.check_positions(result, step.expect.positions, before)
+    for dotted, expected in step.expect.body.items():
+        _compare(result, f"answer {dotted}", values, dotted, run.text(expected))
+    return values
+
+
+async def _close(run: Run, step: fmt.Settle, result: StepResult) -> Results:
+    found = await _read(run, "/settlementWindows?state=OPEN")
+    if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+        raise StepFailed(f"the hub has no open settlement window ({found})")
+    window = found[0]  # there is exactly one
+    window_id = window["id"]
+    status, answer = await _operator(run, result, "POST", f"/settlementWindows/{window_id}",
+                                     {"state": "CLOSED", "reason": _reason(run, step)})
+    if status == 400 and "is empty" in _error_text(answer) and step.skip_if_empty:
+        result.checks.append(Check(f"window {window_id} is empty", True, "nothing to close (skip_if_empty): it stays open"))
+        return {**window, "status": status, "closed": False}
+    if not _settle_answer_ok(run, step, result, status, answer):
+        return {**(answer if isinstance(answer, dict) else {}), "status": status, "closed": False}
+    run.closed_windows.append(window_id)
+    closed = await _read(run, f"/settlementWindows/{window_id}")
+    _settle_state(result, step, f"window {window_id}", closed.get("state"), "CLOSED",
+                  f"window {answer.get('id')} is now the open one")
+    return {**closed, "status": status, "closed": True, "next": answer}
+
+
+async def _settle(run: Run, step: fmt.Settle, result: StepResult) -> Results:
+    if step.windows is not None:
+        windows = [_id(run.value(w), "windows") for w in step.windows]
+    else:
+        windows = list(run.closed_windows)
+    if not windows:
+        raise StepFailed("no settlement window to settle: no close step of this run closed one "
+                         "(an empty window is not closed), and the step names no `windows`")
+    body = {"settlementModel": run.text(step.model or "DEFERREDNET"), "reason": _reason(run, step),
+            "settlementWindows": [{"id": w} for w in windows]}
+    status, answer = await _operator(run, result, "POST", "/settlements", body)
+    if not _settle_answer_ok(run, step, result, status, answer):
+        return {**(answer if isinstance(answer, dict) else {}), "status": status}
+    run.settlement_id = int(answer["id"])
+    run.closed_windows = [w for w in run.closed_windows if w not in windows]
+    _settle_state(result, step, f"settlement {answer['id']}", answer.get("state"), "PENDING_SETTLEMENT",
+                  _nets(answer, await _account_names(run)))
+    return {**answer, "status": status}
+
+
+async def _advance(run: Run, step: fmt.Settle, result: StepResult) -> Results:
+    settlement_id = _settlement_of(run, step)
+    assert step.to is not None  # loading refuses an advance without `to`
+    current = await _read(run, f"/settlements/{settlement_id}")
+    names = await _account_names(run)
+    reason = _reason(run, step)
+    body = {"participants": [{"id": p["id"], "accounts": [{"id": a["id"], "state": step.to, "reason": reason}
+                                                          for a in p.get("accounts", [])]}
+                             for p in current.get("participants", [])]}
+    status, answer = await _operator(run, result, "PUT", f"/settlements/{settlement_id}", body)
+    if not _settle_answer_ok(run, step, result, status, answer):
+        return {**(answer if isinstance(answer, dict) else {}), "status": status}
+    refused = [a for p in answer.get("participants", []) for a in p.get("accounts", []) if "errorInformation" in a]
+    if refused:  # a failure, unless the step expects one
+        expected = bool(step.expect.state or step.expect.error_code or step.expect.error_text)
+        what = f"every account moves to {step.to}" if not expected else "the hub refuses the move"
+        result.checks.append(Check(what, expected, _refusals(refused, names, step.to)))
+    _settle_errors(step, result, answer)
+    windows = "".join(f"; window {w.get('id')} is {w.get('state')}" for w in answer.get("settlementWindows", []))
+    was, now = current.get("state"), answer.get("state")
+    _settle_state(result, step, f"settlement {settlement_id}", now, step.to,
+                  (f"it was {was}" if now != was else "unchanged") + windows)
+    return {**answer, "status": status}
+
+
+async def _abort(run: Run, step: fmt.Settle, result: StepResult) -> Results:
+    settlement_id = _settlement_of(run, step)
+    current = await _read(run, f"/settlements/{settlement_id}")
+    status, answer = await _operator(run, result, "PUT", f"/settlements/{settlement_id}",
+                                     {"state": "ABORTED", "reason": _reason(run, step)})
+    if not _settle_answer_ok(run, step, result, status, answer):
+        return {**(answer if isinstance(answer, dict) else {}), "status": status}
+    windows = [int(w["id"]) for w in current.get("settlementWindows", [])]
+    run.closed_windows += [w for w in windows if w not in run.closed_windows]  # they can be settled again
+    _settle_state(result, step, f"settlement {settlement_id}", answer.get("state"), "ABORTED",
+                  f"it was {current.get('state')}; window{'s' if len(windows) != 1 else ''} "
+                  f"{', '.join(map(str, windows))} can be settled again")
+    return {**answer, "status": status}
+
+
+_SETTLE_ACTIONS = {"close": _close, "settle": _settle, "advance": _advance, "abort": _abort}
+
+
 KINDS = {"lookup": lookup, "quote": quote, "transfer": transfer, "send": send, "admin": admin,
-         "request": request, "wait": wait, "check": check}
+         "request": request, "wait": wait, "check": check, "settle": settle}
 
 _API_URL = {"admin": "admin", "settlement": "settlement", "als": "als_admin"}
 
@@ -401,6 +494,136 @@ def _check_status(result: StepResult, expect: fmt.Expect, status: int | None, an
         result.checks.append(_check(f"the answer is {expect.status}", status == expect.status, detail[:300]))
     else:
         result.checks.append(_check("the request succeeds", status is not None and status < 400, detail[:300]))
+
+
+# ------------------------------------------------------------------------------ settlement helpers
+
+
+async def _operator(run: Run, result: StepResult, method: str, path: str, body: Any) -> tuple[int | None, Any]:
+    """A call to the Settlement API, recorded as the operator's message."""
+    result.messages.append(Message(run.wire.now(), "operator", HUB, method, path, {}, body))
+    status, answer = await run.wire.call_json(method, run.urls["settlement"] + path, body)
+    result.messages[-1].status = status
+    return status, answer
+
+
+async def _read(run: Run, path: str) -> Any:
+    """A Settlement API read the step needs (not recorded: it is not what the step shows)."""
+    status, answer = await run.wire.call_json("GET", run.urls["settlement"] + path)
+    if status != 200:
+        raise StepFailed(f"GET {path} on the Settlement API answered {status}: {_error_text(answer) or answer}")
+    return answer
+
+
+async def _account_names(run: Run) -> dict[int, str]:
+    """Account id -> the name of the DFSP it belongs to (settlements name accounts, not DFSPs)."""
+    status, participants = await run.wire.call_json("GET", f"{run.urls['admin']}/participants")
+    if status != 200 or not isinstance(participants, list):
+        return {}
+    return {int(a["id"]): str(p["name"]) for p in participants if isinstance(p, dict)
+            for a in p.get("accounts", []) if isinstance(a, dict) and "id" in a}
+
+
+def _reason(run: Run, step: fmt.Settle) -> str:
+    return run.text(step.reason) if step.reason else f"miniloop scenario {run.result.scenario}"
+
+
+def _id(value: Any, field: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise StepFailed(f"{field}: {value!r} is not an id") from None
+
+
+def _settlement_of(run: Run, step: fmt.Settle) -> int:
+    if step.settlement is not None:
+        return _id(run.value(step.settlement), "settlement")
+    if run.settlement_id is None:
+        raise StepFailed("no settlement to work on: no settle step with action = \"settle\" of this run created "
+                         "one, and the step names no `settlement`")
+    return run.settlement_id
+
+
+def _error_text(answer: Any) -> str:
+    info = answer.get("errorInformation") if isinstance(answer, dict) else None
+    return f"{info.get('errorCode')} {info.get('errorDescription')}" if isinstance(info, dict) else ""
+
+
+def _settle_answer_ok(run: Run, step: fmt.Settle, result: StepResult, status: int | None, answer: Any) -> bool:
+    """Check the answer's status (expect.status, else below 400); True when the action was carried out."""
+    if step.expect.status is not None:
+        result.checks.append(_check(f"the answer is {step.expect.status}", status == step.expect.status,
+                                    f"it answered {status}" + (f": {_error_text(answer)}" if _error_text(answer) else "")))
+    elif status is None or status >= 400:
+        result.checks.append(_check("the hub carries it out", False,
+                                    f"it answered {status}: {_error_text(answer) or answer}"))
+    ok = status is not None and status < 400 and isinstance(answer, dict)
+    if not ok:
+        _settle_errors(step, result, answer)
+    return ok
+
+
+def _settle_errors(step: fmt.Settle, result: StepResult, answer: Any) -> None:
+    """expect.error_code and expect.error_text: the answer's error, or any refused account's."""
+    if not step.expect.error_code and not step.expect.error_text:
+        return
+    infos = [answer.get("errorInformation")] if isinstance(answer, dict) else []
+    if isinstance(answer, dict):
+        infos += [a.get("errorInformation") for p in answer.get("participants", []) if isinstance(p, dict)
+                  for a in p.get("accounts", []) if isinstance(a, dict)]
+    infos = [i for i in infos if isinstance(i, dict)]
+    seen = "; ".join(f"{i.get('errorCode')} {i.get('errorDescription')}" for i in infos) or "no error"
+    if step.expect.error_code:
+        result.checks.append(_check(f"error code {step.expect.error_code}",
+                                    any(str(i.get("errorCode")) == step.expect.error_code for i in infos), seen))
+    if step.expect.error_text:
+        text = step.expect.error_text.lower()
+        result.checks.append(_check(f"error description mentions {step.expect.error_text!r}",
+                                    any(text in str(i.get("errorDescription", "")).lower() for i in infos), seen))
+
+
+def _settle_state(result: StepResult, step: fmt.Settle, what: str, state: Any, default: str, detail: str) -> None:
+    """The state the step leaves its window or settlement in; the detail says what a trainer wants to see."""
+    expected = step.expect.state or default
+    ok = state == expected
+    result.checks.append(Check(f"{what} is {expected}", ok, detail if ok else f"it is {state} ({detail})"))
+
+
+def _nets(settlement: dict[str, Any], names: dict[int, str]) -> str:
+    """Who owes and who is owed, in the order the settlement lists its DFSPs."""
+    parts = []
+    for participant in settlement.get("participants", []):
+        for account in participant.get("accounts", []):
+            net = account.get("netSettlementAmount") or {}
+            amount = Decimal(str(net.get("amount", 0)))
+            who = names.get(int(account["id"]), f"participant {participant.get('id')}")
+            money = f"{_plain(abs(amount))} {net.get('currency', '')}".strip()
+            parts.append(f"{who} owes {money}" if amount > 0 else f"{who} is owed {money}" if amount < 0
+                         else f"{who} is even")
+    return ", ".join(parts) or "no accounts"
+
+
+def _refusals(refused: list[dict[str, Any]], names: dict[int, str], wanted: str) -> str:
+    """The hub's refusals of accounts, grouped by reason, with the way forward."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for account in refused:
+        info = account["errorInformation"]
+        why = str(info.get("errorDescription", "")).split(" - ")[-1]
+        groups.setdefault((why, str(account.get("state"))), []).append(names.get(int(account["id"]), f"account {account['id']}"))
+    lines = []
+    for (why, state), who in groups.items():
+        line = f"refused for {', '.join(who)}: {why}"
+        if state in fmt.SETTLEMENT_STEPS or state == "PENDING_SETTLEMENT":
+            steps = ("PENDING_SETTLEMENT", *fmt.SETTLEMENT_STEPS)
+            following = steps[steps.index(state) + 1] if state != steps[-1] else None
+            line += f" (at {state}" + (f"; an account moves one state at a time, so the next is {following}"
+                                        if following and following != wanted else "") + ")"
+        lines.append(line)
+    return "; ".join(lines)
+
+
+def _plain(amount: Decimal) -> str:
+    return str(int(amount)) if amount == amount.to_integral() else str(amount.normalize())
 
 
 def _check(what: str, ok: bool, detail: str = "") -> Check:

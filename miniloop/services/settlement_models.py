@@ -112,6 +112,15 @@ def _model_body(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+def model_for(tx: Tx, ledger_account_type_id: int, currency: str) -> sqlite3.Row | None:
+    """The active model that settles accounts of this type in this currency: the currency's own
+    model, else the default model (no currency), as Mojaloop chooses."""
+    return tx.cached(("settlement model", ledger_account_type_id, currency), lambda: tx.conn.execute(
+        "SELECT * FROM settlement_model WHERE ledger_account_type_id = ?1 AND is_active = 1 "
+        "AND (currency = ?2 OR currency IS NULL) ORDER BY currency IS NULL LIMIT 1",
+        (ledger_account_type_id, currency)).fetchone())
+
+
 def _type_id(tx: Tx, name: str, what: str) -> int:
     row = tx.conn.execute("SELECT id FROM ledger_account_type WHERE name = ?", (name,)).fetchone()
     if row is None:

@@ -8,7 +8,8 @@ durable before the DFSP gets its 202/200:
    liquidity (4001) then Net Debit Cap (4200), reserve on the payer's position, forward to the payee.
 2. fulfil (PUT /transfers/{ID} from the payee): duplicate check, headers, state, expiry (3303),
    sha256(fulfilment) == condition (3100), commit: the payee's position goes down, the payer gets
-   the PUT; a payee that answered RESERVED gets a PATCH with the final state.
+   the PUT; a payee that answered RESERVED gets a PATCH with the final state. Under an IMMEDIATE
+   GROSS model the transfer is settled in the same step (miniloop.services.gross_settlement).
 3. reject (PUT /transfers/{ID}/error from the payee): abort, the payer's position is restored and
    the error forwarded to the payer.
 4. get (GET /transfers/{ID}): the hub answers from the ledger.
@@ -33,6 +34,7 @@ from miniloop.fspiop.errors import FspiopError
 from miniloop.fspiop.models import ErrorInformationObject, TransfersIDPutResponse, TransfersPostRequest
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import outbox
+from miniloop.services.gross_settlement import settle_if_immediate
 from miniloop.services.outbox import Inbound
 from miniloop.services.participants import change_position, record_position_change
 
@@ -277,6 +279,7 @@ def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse)
     else:
         outbox.forward(tx, msg, t["payer_fsp"], "PUT")
     _event(tx, transfer_id, "COMMITTED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"])
+    settle_if_immediate(tx, t)  # IMMEDIATE GROSS models settle each transfer at once
 
 
 # ------------------------------------------------------------------------------------ 3. reject

@@ -202,7 +202,9 @@ class TerminalProgress:
         if result.error:
             self._print("    " + self._c(f"error: {result.error}", "red"))
         for check in result.checks:
-            if not check.ok or self.verbose:
+            # a settle step's passing checks with a detail are what a trainer came to see: the nets,
+            # the new state, the positions reset; they are shown without --verbose
+            if not check.ok or self.verbose or (result.kind == "settle" and check.detail):
                 detail = f": {check.detail}" if check.detail else ""
                 self._print(f"    {self._mark(check.ok)} {check.what}{detail}")
         for dev in result.deviations:
