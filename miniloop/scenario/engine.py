@@ -379,6 +379,8 @@ class Run:
         return "check " + ", ".join(list(step.expect.positions) + list(step.expect.balances))
 
     def _settle_title(self, step: fmt.Settle) -> str:
+        if step.action == "settle_all":
+            return f"operator: settle everything still unsettled with {self.text(step.model or 'DEFERREDNET')}"
         if step.action == "close":
             return "operator: close the open settlement window" + (" (if it holds transfers)" if step.skip_if_empty else "")
         if step.action == "settle":

@@ -151,13 +151,14 @@ class Check(_Step, tag="check", kw_only=True):
 
 class Settle(_Step, tag="settle", kw_only=True):
     """Drive settlement through the Settlement API without knowing ids: close the open window,
-    settle the windows this run closed, move every account of the settlement one state on, abort."""
+    settle the windows this run closed, move every account of the settlement one state on, abort;
+    or settle_all: finish whatever is unsettled on the hub (a clean start for a demo)."""
 
-    action: Literal["close", "settle", "advance", "abort"]
+    action: Literal["close", "settle", "advance", "abort", "settle_all"]
     reason: str | None = None  # the reason sent to the hub (default: "miniloop scenario <name>")
     skip_if_empty: bool = False  # close: an empty window (3100 "is empty") is a pass, nothing closed
     windows: list[str | int] | None = None  # settle: window ids (default: the windows this run closed)
-    model: str | None = None  # settle: the settlement model (default: "DEFERREDNET")
+    model: str | None = None  # settle, settle_all: the settlement model (default: "DEFERREDNET")
     to: Literal["PS_TRANSFERS_RECORDED", "PS_TRANSFERS_RESERVED", "PS_TRANSFERS_COMMITTED", "SETTLED"] | None = None
     settlement: str | int | None = None  # advance, abort: the settlement id (default: this run's latest settlement)
 

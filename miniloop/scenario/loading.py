@@ -34,7 +34,7 @@ RESERVED = ("uuid", "dfsps")  # reference names that are not variables or step i
 ROLE_FIELDS = {"lookup": ("from_",), "quote": ("from_", "to"), "transfer": ("from_", "to"), "request": ("from_",)}
 MONEY_FIELDS = ("amount", "ndc", "funds")
 # settle step fields -> the actions they are for
-SETTLE_FIELDS = {"skip_if_empty": ("close",), "windows": ("settle",), "model": ("settle",), "to": ("advance",),
+SETTLE_FIELDS = {"skip_if_empty": ("close",), "windows": ("settle",), "model": ("settle", "settle_all"), "to": ("advance",),
                  "settlement": ("advance", "abort")}
 _TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "object": "a table", "array": "an array", "datetime": "a date-time", "date": "a date",
