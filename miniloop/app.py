@@ -38,10 +38,12 @@ from miniloop.ledger import Ledger, utc_now
 from miniloop.metrics import HubMetrics
 from miniloop.notify import Notifier
 from miniloop.services.als import AccountLookup
+from miniloop.services.bulk_transfers import BulkTransfers
 from miniloop.services.directory import Directory
 from miniloop.services.oracles import Oracles
 from miniloop.services.participants import Participants
 from miniloop.services.quotes import Quotes
+from miniloop.services.requests import Requests
 from miniloop.services.transfers import Transfers
 from mobile_sim import sim_app
 from miniloop.services.settlement_windows import SettlementWindows
@@ -129,7 +131,8 @@ class Hub:
         transfers = Transfers(self.ledger)
         fspiop = FspiopServices(
             self.directory, AccountLookup(self.ledger, services.oracles, builtin_oracle, self.notifier.session),
-            Quotes(self.ledger), transfers,
+            Quotes(self.ledger), transfers, requests=Requests(self.ledger),
+            bulk_transfers=BulkTransfers(self.ledger),
         )
         health = new_health(self._health_checks)
         apps: dict[str, Sanic] = {

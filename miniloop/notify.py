@@ -114,7 +114,7 @@ class Notifier:
             if status < 500:
                 break  # the receiver refused it; sending it again will not help
         self.failed += 1
-        log.info("gave up delivering %s %s: %s", message.method, message.url, problem)
+        log.warning("gave up delivering %s %s: %s", message.method, message.url, problem)
         self._publish([(
             subjects.callback(message.participant, "failed"),
             {"type": "callback.failed", "participant": message.participant, "method": message.method,
@@ -148,11 +148,14 @@ class Notifier:
         if not self._done:
             return
         done, self._done = self._done, []
+        # Forget them before the rows go: once deleted, SQLite may give a new message the same id
+        # (rowids are reused), and the writer hands it to `deliver` as soon as it commits, before
+        # this coroutine resumes. Still "known", it would be skipped and never sent.
+        self._known.difference_update(done)
         try:
             await self._ledger.write(outbox.delivered, done)
         except Exception:  # the ledger is closing; they will be sent again at the next start
             return
-        self._known.difference_update(done)
 
     @property
     def pending(self) -> int:

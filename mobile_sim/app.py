@@ -6,15 +6,27 @@ HTTP on loopback exactly as it reaches an outside DFSP.
 
 FSPIOP routes (called by the switch): GET /parties/..., POST /quotes, POST /transfers, and the
 callbacks PUT /parties/..., PUT /quotes/{ID}, PUT /transfers/{ID}, their /error, and PATCH
-/transfers/{ID}. Each answers at once, 202 for GET/POST and 200 for PUT/PATCH, once it has checked
+/transfers/{ID}; for payee-initiated transactions POST /transactionRequests, GET and PUT
+/transactionRequests/{ID}, /authorizations/{ID} and /transactions/{ID}, and their /error. Each answers at once, 202 for GET/POST and 200 for PUT/PATCH, once it has checked
 that FSPIOP-Source is there and the body is a JSON object; the work then runs in the background
 (mobile_sim.sim). Too much work in flight: 503 / 2003.
 
 Driving API (for people, the wallet page and scenarios):
 - POST /<dfsp>/send: a customer pays someone (mobile_sim.send);
 - GET /<dfsp>/customers: [{id, idType, name, balance, reserved}];
-- GET /<dfsp>/transfers/recent: {"transfers": newest first, "unmatchedCallbacks": [...]};
-- GET /dfsps: the simulated DFSPs, their currency and fee rule.
+- GET /<dfsp>/transfers/recent: {"transfers": newest first, "unmatchedCallbacks": [...],
+  "transactionRequests": [...]};
+- GET /dfsps: the simulated DFSPs, their currency and fee rule;
+- POST /<dfsp>/requestToPay: a merchant, agent or ATM asks a customer elsewhere to pay (mobile_sim.rtp);
+- POST /<dfsp>/qr: a merchant's QR code; POST /<dfsp>/payQr: a customer pays one (mobile_sim.qr);
+- GET /<dfsp>/customers/<id>/messages: the texts on a customer's phone (OTPs, notifications);
+- GET and PUT /<dfsp>/customers/<id>/settings: how the customer answers a request to pay;
+- GET /<dfsp>/transactionStatus/<transactionId>: GET /transactions/{ID} to the payee's DFSP;
+- POST /<dfsp>/bulkPay: a business pays many people (a payroll) with bulk quotes and transfers,
+  and POST /<dfsp>/customers/generate: N new customers, registered in the hub's oracle
+  (mobile_sim.bulk, which also answers POST /bulkQuotes and /bulkTransfers and takes the
+  callbacks PUT /bulkQuotes/{ID}, /bulkTransfers/{ID} and /participants/{requestId}).
+docs/simulator.md documents every route with its body and answer.
 """
 
 from __future__ import annotations
@@ -26,8 +38,10 @@ from sanic import HTTPResponse, Request, Sanic
 from miniloop import hubfile
 from miniloop.api.common import json_body, new_app, reply
 from miniloop.fspiop.errors import FspiopError
+from mobile_sim import bulk as bulk_flow
+from mobile_sim import payer, qr, rtp
 from mobile_sim import send as send_flow
-from mobile_sim.dfsp import SimDfsp, simulated
+from mobile_sim.dfsp import REQUEST_TO_PAY_ANSWERS, Customer, SimDfsp, simulated
 from mobile_sim.pricing import text
 from mobile_sim.sim import Incoming, Simulator
 
@@ -55,6 +69,7 @@ def sim_app(hub: hubfile.HubFile | None, switch_url: str, health: dict[str, Any]
     app.register_listener(close_client, "after_server_stop")
     _fspiop_routes(app, sim)
     _driving_routes(app, sim)
+    _bulk_routes(app, sim)
     return app
 
 
@@ -78,7 +93,7 @@ def _take(sim: Simulator, request: Request, dfsp_name: str, resource: str, ids: 
     message = Incoming(
         dfsp=dfsp, method=request.method, path=path, resource=resource, ids=ids, is_error=is_error,
         source=source, destination=request.headers.get("fspiop-destination"),
-        traceparent=request.headers.get("traceparent"), body=body,
+        traceparent=request.headers.get("traceparent"), body=body, query=request.query_string,
     )
     if not sim.accept(message):
         raise FspiopError("2003", "the simulated DFSPs are busy", status=503)
@@ -106,6 +121,24 @@ def _fspiop_routes(app: Sanic, sim: Simulator) -> None:
 
     for resource in ("quotes", "transfers"):
         _resource_routes(app, sim, resource)
+    for resource in ("transactionRequests", "authorizations", "transactions"):
+        _request_routes(app, sim, resource)
+
+
+def _request_routes(app: Sanic, sim: Simulator, resource: str) -> None:
+    """GET and PUT /<resource>/{ID}, PUT /<resource>/{ID}/error, and POST for transactionRequests."""
+    if resource == "transactionRequests":
+        @app.post(f"/<dfsp>/{resource}", name=f"sim_{resource}_post")
+        async def post(request: Request, dfsp: str) -> HTTPResponse:
+            return _take(sim, request, dfsp, resource, ())
+
+    @app.route(f"/<dfsp>/{resource}/<item_id>", methods=["GET", "PUT"], name=f"sim_{resource}_item")
+    async def item(request: Request, dfsp: str, item_id: str) -> HTTPResponse:
+        return _take(sim, request, dfsp, resource, (item_id,))
+
+    @app.put(f"/<dfsp>/{resource}/<item_id>/error", name=f"sim_{resource}_error")
+    async def error(request: Request, dfsp: str, item_id: str) -> HTTPResponse:
+        return _take(sim, request, dfsp, resource, (item_id,), is_error=True)
 
 
 def _resource_routes(app: Sanic, sim: Simulator, resource: str) -> None:
@@ -146,4 +179,115 @@ def _driving_routes(app: Sanic, sim: Simulator) -> None:
     @app.get("/<dfsp>/transfers/recent", name="sim_recent")
     async def recent(request: Request, dfsp: str) -> HTTPResponse:
         found = _dfsp(sim, dfsp)
-        return reply({"transfers": found.books.recent(), "unmatchedCallbacks": list(found.unmatched)[::-1]})
+        return reply({"transfers": found.books.recent(), "unmatchedCallbacks": list(found.unmatched)[::-1],
+                      "transactionRequests": payer.recent(found)})
+
+    _use_case_routes(app, sim)
+
+
+def _customer(dfsp: SimDfsp, customer_id: str, request: Request) -> Customer:
+    id_type = request.args.get("idType")
+    customer = dfsp.books.find(customer_id, id_type)
+    if customer is None:
+        raise FspiopError("3100", f"{customer_id} is not a customer of {dfsp.name}")
+    return customer
+
+
+def _use_case_routes(app: Sanic, sim: Simulator) -> None:
+    """The driving routes of the payee-initiated, QR and refund use cases (docs/simulator.md)."""
+
+    @app.post("/<dfsp>/requestToPay", name="sim_request_to_pay")
+    async def request_to_pay(request: Request, dfsp: str) -> HTTPResponse:
+        status, body = await rtp.request_to_pay(sim, _dfsp(sim, dfsp), json_body(request))
+        return reply(body, status)
+
+    @app.post("/<dfsp>/qr", name="sim_qr")
+    async def make_qr(request: Request, dfsp: str) -> HTTPResponse:
+        return reply(_merchant_qr(_dfsp(sim, dfsp), json_body(request)))
+
+    @app.post("/<dfsp>/payQr", name="sim_pay_qr")
+    async def pay_qr(request: Request, dfsp: str) -> HTTPResponse:
+        status, body = await send_flow.pay_qr(sim, _dfsp(sim, dfsp), json_body(request))
+        return reply(body, status)
+
+    @app.get("/<dfsp>/customers/<customer_id>/messages", name="sim_customer_messages")
+    async def messages(request: Request, dfsp: str, customer_id: str) -> HTTPResponse:
+        customer = _customer(_dfsp(sim, dfsp), customer_id, request)
+        return reply({"customer": customer.id, "idType": customer.id_type, "messages": list(customer.phone)[::-1]})
+
+    @app.route("/<dfsp>/customers/<customer_id>/settings", methods=["GET", "PUT"], name="sim_customer_settings")
+    async def settings(request: Request, dfsp: str, customer_id: str) -> HTTPResponse:
+        customer = _customer(_dfsp(sim, dfsp), customer_id, request)
+        if request.method == "PUT":
+            body = json_body(request)
+            unknown = sorted(set(body) - {"requestToPay"})
+            if unknown:
+                raise FspiopError("3100", f"{unknown[0]} is not a setting (settings: requestToPay)")
+            if "requestToPay" in body:
+                if body["requestToPay"] not in REQUEST_TO_PAY_ANSWERS:
+                    raise FspiopError("3100", f"requestToPay must be one of {', '.join(REQUEST_TO_PAY_ANSWERS)}")
+                customer.request_to_pay = body["requestToPay"]
+        return reply({"customer": customer.id, "idType": customer.id_type, "settings": customer.settings()})
+
+    @app.get("/<dfsp>/transactionStatus/<transaction_id>", name="sim_transaction_status")
+    async def transaction_status(request: Request, dfsp: str, transaction_id: str) -> HTTPResponse:
+        status, body = await payer.transaction_status(sim, _dfsp(sim, dfsp), transaction_id)
+        return reply(body, status)
+
+
+QR_FIELDS = ("from", "fromIdType", "amount", "currency", "reference")
+
+
+def _merchant_qr(dfsp: SimDfsp, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /<dfsp>/qr: the QR of one of the DFSP's customers, static or with an amount."""
+    unknown = sorted(set(body) - set(QR_FIELDS))
+    if unknown:
+        raise FspiopError("3100", f"{unknown[0]} is not a field of /qr (fields: {', '.join(QR_FIELDS)})")
+    merchant_id = body.get("from")
+    if not isinstance(merchant_id, str):
+        raise FspiopError("3100", "from is required: the id of the merchant the QR pays")
+    id_type = body.get("fromIdType")
+    customer = dfsp.books.find(merchant_id, id_type if isinstance(id_type, str) else None)
+    if customer is None:
+        raise FspiopError("3100", f"{merchant_id} is not a customer of {dfsp.name}")
+    amount = body.get("amount")
+    if isinstance(amount, float):
+        raise FspiopError("3100", "amount must be a string such as \"10.5\" (or an integer), never a float")
+    currency = body.get("currency", dfsp.currency)
+    if currency != dfsp.currency:
+        raise FspiopError("3100", f"{dfsp.name} holds {dfsp.currency} only, not {currency}")
+    try:
+        payload = qr.QrPayload(dfsp.name, customer.id_type, customer.id, customer.name,
+                               None if amount is None else str(amount), currency, body.get("reference"))
+        text_payload = qr.make_payload(payload)
+    except qr.QrError as exc:
+        raise FspiopError("3100", str(exc)) from None
+    return {"payload": text_payload, "qr": {
+        "fsp": payload.fsp, "idType": payload.id_type, "id": payload.party_id, "name": payload.name,
+        "amount": payload.amount, "currency": payload.currency, "reference": payload.reference,
+    }, "svg": qr.svg(text_payload), "ascii": qr.ascii_art(text_payload)}
+
+
+def _bulk_routes(app: Sanic, sim: Simulator) -> None:
+    """Bulk payroll (mobile_sim.bulk): the FSPIOP bulk resources, the /participants callbacks, and
+    the driving routes POST /<dfsp>/bulkPay and POST /<dfsp>/customers/generate."""
+    for resource in bulk_flow.RESOURCES:
+        _resource_routes(app, sim, resource)
+
+    @app.put("/<dfsp>/participants/<request_id>", name="sim_participants_batch_put")
+    async def participants_put(request: Request, dfsp: str, request_id: str) -> HTTPResponse:
+        return _take(sim, request, dfsp, "participants", (request_id,))
+
+    @app.put("/<dfsp>/participants/<request_id>/error", name="sim_participants_batch_error")
+    async def participants_error(request: Request, dfsp: str, request_id: str) -> HTTPResponse:
+        return _take(sim, request, dfsp, "participants", (request_id,), is_error=True)
+
+    @app.post("/<dfsp>/bulkPay", name="sim_bulk_pay")
+    async def bulk_pay(request: Request, dfsp: str) -> HTTPResponse:
+        status, body = await bulk_flow.pay(sim, _dfsp(sim, dfsp), json_body(request))
+        return reply(body, status)
+
+    @app.post("/<dfsp>/customers/generate", name="sim_customers_generate")
+    async def generate(request: Request, dfsp: str) -> HTTPResponse:
+        status, body = await bulk_flow.generate(sim, _dfsp(sim, dfsp), json_body(request))
+        return reply(body, status)

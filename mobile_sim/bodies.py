@@ -47,7 +47,7 @@ def _name_part(text: str) -> str:
 def party(customer: Customer, fsp_id: str, sub_id: str | None = None) -> dict[str, Any]:
     """A Party object: the id, the DFSP, the display name and, for a person, first and last name.
 
-    A BUSINESS party gets no personalInfo: a company has no first and last name.
+    A BUSINESS or DEVICE party gets no personalInfo: a company or an ATM has no first and last name.
     """
     info: dict[str, Any] = {"partyIdType": customer.id_type, "partyIdentifier": customer.id}
     if sub_id:
@@ -57,7 +57,7 @@ def party(customer: Customer, fsp_id: str, sub_id: str | None = None) -> dict[st
     name = customer.name.strip()[:NAME_MAX]
     if name:
         body["name"] = name
-    if customer.id_type != "BUSINESS":
+    if customer.id_type not in ("BUSINESS", "DEVICE"):
         first, _, last = customer.name.strip().partition(" ")
         complex_name = {"firstName": _name_part(first)}
         if _name_part(last):

@@ -15,6 +15,11 @@ Bookkeeping, in integer units of 1/10,000 (miniloop.money, never float):
   takes that back if the switch later aborts the transfer (expiry, invalid fulfilment).
 Each step is keyed by transfer id and happens at most once, so a resent callback never moves
 money twice. Every method is synchronous: on one event loop each is atomic.
+
+Each customer also has a phone: a short inbox of the texts their DFSP sent them (payment
+notifications, requests to pay, one-time passwords), shown by GET /<dfsp>/customers/<id>/messages,
+and settings (how they answer a request to pay). As payee, a DFSP keeps a record of each
+transaction it was paid in, by transactionId, to answer GET /transactions/{ID} and to check refunds.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +39,10 @@ HISTORY_MAX = 10_000  # finished transfers kept per DFSP (for idempotency and /t
 PENDING_MAX = 10_000  # transfers a DFSP may have reserved and not finished at once
 UNMATCHED_MAX = 100  # callbacks nobody waited for, kept for inspection
 QUOTES_MAX = 10_000  # quotes a DFSP answered as payee, kept to pay out and to answer resends
+PHONE_MAX = 50  # texts kept on each customer's phone (the oldest go first)
+TRANSACTIONS_MAX = 10_000  # transactions a DFSP was paid in, kept per DFSP
+REQUESTS_MAX = 1_000  # transaction requests a DFSP received as payer, kept per DFSP
+REQUEST_TO_PAY_ANSWERS = ("approve", "decline", "ignore")  # a customer's setting "requestToPay"
 
 
 class BooksError(Exception):
@@ -50,10 +60,26 @@ class Customer:
     name: str
     balance: int  # units of 1/10,000
     reserved: int = 0
+    request_to_pay: str = "approve"  # how the customer answers a request to pay: REQUEST_TO_PAY_ANSWERS
+    phone: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=PHONE_MAX), compare=False,
+                                         repr=False)
+    texts_sent: int = field(default=0, compare=False, repr=False)
 
     @property
     def available(self) -> int:
         return self.balance - self.reserved
+
+    def text(self, kind: str, text: str, **details: Any) -> dict[str, Any]:
+        """Put a text on the customer's phone (kind: request, otp, paid, received, failed, declined...)."""
+        self.texts_sent += 1
+        message = {"id": self.texts_sent, "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                   "kind": kind, "text": text}
+        message.update({k: v for k, v in details.items() if v is not None})
+        self.phone.append(message)
+        return message
+
+    def settings(self) -> dict[str, Any]:
+        return {"requestToPay": self.request_to_pay}
 
     def view(self) -> dict[str, Any]:
         """The customer as GET /<dfsp>/customers shows it."""
@@ -76,6 +102,8 @@ class Entry:
     state: str  # out: RESERVED, COMMITTED, ABORTED; in: COMMITTED, ABORTED
     created_at: float = field(default_factory=time.time)
     reply: dict[str, Any] | None = None  # "in": the fulfil body we sent, resent on a duplicate
+    label: str = ""  # who the other side is, for the customer's texts ("Corner Grocery")
+    transaction_id: str | None = None  # "in": the transaction it paid (dfsp.transactions)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -107,7 +135,8 @@ class Books:
 
     # --- as payer --------------------------------------------------------------------------------
 
-    def reserve(self, transfer_id: str, customer: Customer, units: int, payee_fsp: str, currency: str) -> Entry:
+    def reserve(self, transfer_id: str, customer: Customer, units: int, payee_fsp: str, currency: str,
+                label: str = "") -> Entry:
         if units < 0:
             raise BooksError("a negative amount cannot be reserved")
         if self.entry(transfer_id, "out") is not None:
@@ -121,7 +150,8 @@ class Books:
             )
         customer.reserved += units
         self._pending += 1
-        return self._remember(Entry(transfer_id, "out", customer, units, payee_fsp, currency, "RESERVED"))
+        return self._remember(Entry(transfer_id, "out", customer, units, payee_fsp, currency, "RESERVED",
+                                    label=label or payee_fsp))
 
     def commit(self, transfer_id: str) -> bool:
         """Debit a reserved transfer (the switch committed it); False if not reserved here."""
@@ -132,6 +162,9 @@ class Books:
         entry.customer.balance -= entry.units
         entry.state = "COMMITTED"
         self._pending -= 1
+        entry.customer.text("paid", f"You paid {_amount(entry)} to {entry.label}. "
+                                    f"New balance: {_money_text(entry.customer.balance, entry.currency)}.",
+                            transferId=transfer_id)
         return True
 
     def release(self, transfer_id: str) -> bool:
@@ -142,17 +175,24 @@ class Books:
         entry.customer.reserved -= entry.units
         entry.state = "ABORTED"
         self._pending -= 1
+        entry.customer.text("failed", f"Your payment of {_amount(entry)} to {entry.label} failed. "
+                                      "No money was taken.", transferId=transfer_id)
         return True
 
     # --- as payee --------------------------------------------------------------------------------
 
     def credit(self, transfer_id: str, customer: Customer, units: int, payer_fsp: str, currency: str,
-               reply: dict[str, Any]) -> Entry | None:
+               reply: dict[str, Any], label: str = "", transaction_id: str | None = None) -> Entry | None:
         """Pay the payee customer once per transfer; None if this transfer was seen before."""
         if self.entry(transfer_id, "in") is not None:
             return None
         customer.balance += units
-        return self._remember(Entry(transfer_id, "in", customer, units, payer_fsp, currency, "COMMITTED", reply=reply))
+        entry = self._remember(Entry(transfer_id, "in", customer, units, payer_fsp, currency, "COMMITTED",
+                                     reply=reply, label=label or payer_fsp, transaction_id=transaction_id))
+        customer.text("received", f"You received {_amount(entry)} from {entry.label}. "
+                                  f"New balance: {_money_text(customer.balance, currency)}.",
+                      transferId=transfer_id, transactionId=transaction_id)
+        return entry
 
     def reverse(self, transfer_id: str) -> bool:
         """Take back a credit the switch did not commit after all; False if there is none."""
@@ -161,6 +201,8 @@ class Books:
             return False
         entry.customer.balance -= entry.units
         entry.state = "ABORTED"
+        entry.customer.text("failed", f"The payment of {_amount(entry)} from {entry.label} did not go through "
+                                      "after all and was taken back.", transferId=transfer_id)
         return True
 
     # --- history ---------------------------------------------------------------------------------
@@ -187,6 +229,44 @@ class Books:
             for key in doomed:
                 del self.entries[key]
         return entry
+
+
+def _money_text(units: int, currency: str) -> str:
+    return f"{money.format_amount(units)} {currency}"
+
+
+def _amount(entry: Entry) -> str:
+    return _money_text(entry.units, entry.currency)
+
+
+@dataclass
+class Transaction:
+    """A transaction this DFSP was paid in (as payee), as GET /transactions/{ID} reports it.
+
+    `state` is the API's TransactionState: COMPLETED, or REJECTED when the switch took it back.
+    `code` is redemption information for the payer (a cash-out code for a WITHDRAWAL).
+    """
+
+    transaction_id: str
+    transfer_id: str
+    customer: Customer
+    payer_fsp: str
+    payer: dict[str, Any]  # the payer's Party, from the ILP packet
+    transaction_type: dict[str, Any]
+    amount: str  # the transfer amount
+    currency: str
+    completed: str  # FSPIOP DateTime
+    state: str = "COMPLETED"
+    code: str | None = None
+
+    def put_body(self) -> dict[str, Any]:
+        """The body of PUT /transactions/{ID}."""
+        body: dict[str, Any] = {"transactionState": self.state}
+        if self.state == "COMPLETED":
+            body["completedTimestamp"] = self.completed
+        if self.code:
+            body["code"] = self.code
+        return body
 
 
 def secret_for(name: str) -> str:
@@ -218,12 +298,30 @@ class SimDfsp:
     secret: str
     quotes: OrderedDict[str, Quoted] = field(default_factory=OrderedDict)
     unmatched: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=UNMATCHED_MAX))
+    transactions: OrderedDict[str, Transaction] = field(default_factory=OrderedDict)
+    requests: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # mobile_sim.payer.PayerRequest
 
     def remember_quote(self, quote_id: str, quoted: Quoted) -> None:
         self.quotes[quote_id] = quoted
         self.quotes.move_to_end(quote_id)
         while len(self.quotes) > QUOTES_MAX:
             self.quotes.popitem(last=False)
+
+    def remember_transaction(self, transaction: Transaction) -> None:
+        self.transactions[transaction.transaction_id] = transaction
+        self.transactions.move_to_end(transaction.transaction_id)
+        while len(self.transactions) > TRANSACTIONS_MAX:
+            self.transactions.popitem(last=False)
+
+    def remember_request(self, request_id: str, request: Any) -> None:
+        """Keep a transaction request received as payer; the oldest finished ones are forgotten."""
+        self.requests[request_id] = request
+        self.requests.move_to_end(request_id)
+        excess = len(self.requests) - REQUESTS_MAX
+        if excess > 0:
+            doomed = [k for k, r in self.requests.items() if r.finished][:excess]
+            for key in doomed:
+                del self.requests[key]
 
     @classmethod
     def from_hub_file(cls, dfsp: hubfile.Dfsp, default_currency: str) -> SimDfsp:

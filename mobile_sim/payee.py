@@ -17,11 +17,17 @@ payer see is what they would see of a real one.
   as the API asks of the payee FSP. A resent POST gets the same PUT again; money moves once.
 - Later news about a transfer (settle_books): the payer side commits or releases its reservation;
   the payee side takes a credit back if the switch aborted the transfer after all.
+- GET /transactions/{ID} (from the payer's DFSP) -> PUT /transactions/{ID} {transactionState,
+  completedTimestamp, code?} from the record kept when the transfer was fulfilled: COMPLETED, or
+  REJECTED if the switch took it back. A WITHDRAWAL (cash-out) gets a `code` the customer shows
+  to collect the cash. A transaction we were not paid in, or that another DFSP asks about, is
+  PUT /transactions/{ID}/error **3207** "Transaction ID not found".
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from miniloop import money
 from miniloop.fspiop import ilp
 from mobile_sim import bodies
-from mobile_sim.dfsp import Customer, Quoted, SimDfsp
+from mobile_sim.dfsp import Customer, Quoted, SimDfsp, Transaction
 from mobile_sim.pricing import QuoteRefused, quote_terms, text
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUOTE_VALID_S = 60.0
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read out over a counter
+CODE_LENGTH = 8
 
 
 # --- parties -------------------------------------------------------------------------------------
@@ -218,10 +226,71 @@ async def answer_transfer(sim: Simulator, message: Incoming) -> None:
         await sim.reply(message, "PUT", f"/transfers/{transfer_id}/error", bodies.error(code, detail))
         return
     reply = bodies.fulfil(fulfilment)
-    dfsp.books.credit(transfer_id, customer, units, str(transfer["payerFsp"]), dfsp.currency, reply)
+    transaction = _transaction(dfsp, transfer, customer, reply["completedTimestamp"])
+    label = _party_name(transaction.payer) if transaction else None
+    dfsp.books.credit(transfer_id, customer, units, str(transfer["payerFsp"]), dfsp.currency, reply,
+                      label=label or str(transfer["payerFsp"]),
+                      transaction_id=transaction.transaction_id if transaction else None)
+    if transaction is not None:
+        dfsp.remember_transaction(transaction)
     answer = await sim.reply(message, "PUT", f"/transfers/{transfer_id}", reply)
     if 400 <= answer.status < 500:  # the switch refused the fulfil outright: nothing was paid
-        dfsp.books.reverse(transfer_id)
+        reverse(dfsp, transfer_id)
+
+
+def _transaction(dfsp: SimDfsp, transfer: dict[str, Any], customer: Customer, completed: str) -> Transaction | None:
+    """The record of the transaction a fulfilled transfer pays, from its ILP packet."""
+    try:
+        packed = ilp.transaction_from_packet(transfer["ilpPacket"])
+    except (ilp.IlpError, KeyError, TypeError):
+        return None
+    transaction_id = packed.get("transactionId")
+    if not isinstance(transaction_id, str) or not transaction_id:
+        return None
+    transaction_type = packed.get("transactionType") if isinstance(packed.get("transactionType"), dict) else {}
+    code = None
+    if transaction_type.get("scenario") == "WITHDRAWAL":
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return Transaction(
+        transaction_id=transaction_id, transfer_id=str(transfer["transferId"]), customer=customer,
+        payer_fsp=str(transfer["payerFsp"]), payer=packed.get("payer") if isinstance(packed.get("payer"), dict) else {},
+        transaction_type=transaction_type, amount=transfer["amount"]["amount"], currency=transfer["amount"]["currency"],
+        completed=completed, code=code,
+    )
+
+
+def _party_name(party: dict[str, Any]) -> str | None:
+    name = party.get("name")
+    if isinstance(name, str) and name:
+        return name
+    info = party.get("partyIdInfo")
+    if isinstance(info, dict) and info.get("partyIdentifier"):
+        return f"{info.get('partyIdType')} {info.get('partyIdentifier')}"
+    return None
+
+
+def reverse(dfsp: SimDfsp, transfer_id: str) -> None:
+    """Take back a credit (the switch did not commit the transfer); its transaction is REJECTED."""
+    if dfsp.books.reverse(transfer_id):
+        entry = dfsp.books.entry(transfer_id, "in")
+        transaction = dfsp.transactions.get(entry.transaction_id or "") if entry else None
+        if transaction is not None:
+            transaction.state = "REJECTED"
+
+
+# --- transactions --------------------------------------------------------------------------------
+
+
+async def answer_transaction(sim: Simulator, message: Incoming) -> None:
+    """GET /transactions/{ID}: the state of a transaction we were paid in, for its payer's DFSP."""
+    dfsp = message.dfsp
+    transaction_id = message.ids[0]
+    transaction = dfsp.transactions.get(str(transaction_id))
+    if transaction is None or transaction.payer_fsp != message.source:
+        await sim.reply(message, "PUT", f"/transactions/{transaction_id}/error",
+                        bodies.error("3207", f"{dfsp.name} knows no transaction {transaction_id} of {message.source}"))
+        return
+    await sim.reply(message, "PUT", f"/transactions/{transaction_id}", transaction.put_body())
 
 
 async def settle_books(sim: Simulator, message: Incoming) -> None:
@@ -242,7 +311,7 @@ async def settle_books(sim: Simulator, message: Incoming) -> None:
         if incoming is not None and incoming.state == "COMMITTED":
             code = (body.get("errorInformation") or {}).get("errorCode")
             if code == "3303":
-                books.reverse(transfer_id)
+                reverse(dfsp, transfer_id)
             else:
                 await sim.send(dfsp, "GET", f"/transfers/{transfer_id}", None,
                                destination=message.source, traceparent=message.traceparent)
@@ -252,4 +321,4 @@ async def settle_books(sim: Simulator, message: Incoming) -> None:
         books.commit(transfer_id)
     elif state == "ABORTED":
         books.release(transfer_id)
-        books.reverse(transfer_id)
+        reverse(dfsp, transfer_id)

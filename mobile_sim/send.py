@@ -4,7 +4,8 @@ Why: the wallet page and `miniloop scenario run p2p` need one call that drives a
 payment through the switch and shows what went over the wire. POST /<dfsp>/send does that:
 
 1. GET /parties/{Type}/{ID}[/{SubId}] -> waits for PUT /parties/... (the payee and its DFSP);
-2. POST /quotes (new quoteId and transactionId; TRANSFER / PAYER / CONSUMER) -> PUT /quotes/{ID};
+2. POST /quotes (new quoteId and transactionId; the transactionType of the body's "useCase",
+   TRANSFER / PAYER / CONSUMER by default, see mobile_sim.usecases) -> PUT /quotes/{ID};
 3. reserves the transfer amount on the customer, then POST /transfers with transferId = the
    quote's transactionId (as the SDK does), the quote's ilpPacket and condition, and an
    expiration at the end of the time left -> waits for PUT /transfers/{ID}.
@@ -20,14 +21,24 @@ refused with **4000 "Generic Payer error"**: 4001 would be wrong, it means the p
 liquidity at the switch, which the hub itself reports, and the two must stay distinguishable.
 If the shortfall shows only once the quote has added the payee's fee (RECEIVE), the answer is
 400 with the full flow body, state ABORTED and that 4000 error.
+
+A refund ("useCase": "refund") names the transaction it gives money back for ("refundOf"); the
+DFSP refuses one it was not paid in, one that paid another customer, or a refund larger than the
+payment (400), and when "to" is left out it pays the original payer back. POST /<dfsp>/payQr (pay_qr) is a
+merchant payment to the party a merchant QR names (mobile_sim.qr).
+
+`WireFlow` is the machinery every flow of the simulators shares (this one, the payee's request
+to pay in mobile_sim.rtp, the payer's side of it in mobile_sim.payer): one deadline, requests
+sent with their callbacks waited for by id, and the wire log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +47,12 @@ from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from miniloop.fspiop.headers import new_traceparent
 from miniloop.services.oracles import PARTY_ID_TYPES
-from mobile_sim import bodies
+from mobile_sim import bodies, usecases
 from mobile_sim.dfsp import BooksError, Customer, SimDfsp
+from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
+from mobile_sim.qr import QrError, read_payload
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -47,8 +60,12 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 300.0
 SENDS_MAX = 500  # /send flows running at once, all DFSPs together
-FIELDS = ("from", "fromIdType", "to", "amount", "currency", "amountType", "note", "timeoutSeconds")
+FIELDS = ("from", "fromIdType", "to", "amount", "currency", "amountType", "note", "timeoutSeconds",
+          "useCase", "refundOf", "reason")
+QR_FIELDS = ("from", "fromIdType", "payload", "amount", "note", "timeoutSeconds")
 STATUS = {"COMMITTED": 200, "ABORTED": 502, "TIMED_OUT": 504}
+MESSAGES_MAX = 200  # messages kept in one flow's wire log
+_CORRELATION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,10 @@ class SendOrder:
     amount_type: str
     note: str | None
     timeout_s: float
+    use_case: str = "p2p"
+    transaction_type: dict[str, Any] = field(
+        default_factory=lambda: {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"})
+    payee_fsp: str | None = None  # the DFSP the payee must be at (a QR names it); None: any
 
 
 def _bad(detail: str) -> FspiopError:
@@ -76,25 +97,8 @@ def _identifier(value: Any, field: str) -> str:
     return value
 
 
-def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
-    """Check a /send body; FspiopError 3100 for bad input, 4000 when the customer cannot pay."""
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise _bad(f"{unknown[0]} is not a field of /send (fields: {', '.join(FIELDS)})")
-    from_type = body.get("fromIdType")
-    if from_type is not None and from_type not in PARTY_ID_TYPES:
-        raise _bad(f"fromIdType must be one of {', '.join(PARTY_ID_TYPES)}")
-    customer = dfsp.books.find(_identifier(body.get("from"), "from"), from_type)
-    if customer is None:
-        raise _bad(f"{body.get('from')} is not a customer of {dfsp.name}")
-    to = body.get("to")
-    if not isinstance(to, dict) or set(to) - {"idType", "id", "subId"}:
-        raise _bad('to must be {"idType": ..., "id": ..., "subId"?: ...}')
-    id_type = to.get("idType", "MSISDN")
-    if id_type not in PARTY_ID_TYPES:
-        raise _bad(f"to.idType must be one of {', '.join(PARTY_ID_TYPES)}")
-    party_id = _identifier(to.get("id"), "to.id")
-    sub_id = None if to.get("subId") is None else _identifier(to.get("subId"), "to.subId")
+def money_of(dfsp: SimDfsp, body: dict[str, Any]) -> tuple[str, Decimal]:
+    """The body's currency (default: the DFSP's) and amount, checked; FspiopError 3100 if unusable."""
     currency = body.get("currency", dfsp.currency)
     if currency != dfsp.currency:
         raise _bad(f"{dfsp.name} holds {dfsp.currency} only, not {currency}")
@@ -108,19 +112,131 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
     exponent = ilp.CURRENCY_EXPONENTS.get(currency, money.SCALE)
     if amount <= 0 or amount != round(amount, exponent):
         raise _bad(f"amount must be greater than 0 with at most {exponent} decimals in {currency}")
+    return currency, amount
+
+
+def timeout_of(body: dict[str, Any]) -> float:
+    timeout_s = body.get("timeoutSeconds", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 1 <= timeout_s <= MAX_TIMEOUT_S:
+        raise _bad(f"timeoutSeconds must be a number from 1 to {MAX_TIMEOUT_S:g}")
+    return float(timeout_s)
+
+
+def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
+    """Check a /send body; FspiopError 3100 for bad input, 4000 when the customer cannot pay."""
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise _bad(f"{unknown[0]} is not a field of /send (fields: {', '.join(FIELDS)})")
+    from_type = body.get("fromIdType")
+    if from_type is not None and from_type not in PARTY_ID_TYPES:
+        raise _bad(f"fromIdType must be one of {', '.join(PARTY_ID_TYPES)}")
+    customer = dfsp.books.find(_identifier(body.get("from"), "from"), from_type)
+    if customer is None:
+        raise _bad(f"{body.get('from')} is not a customer of {dfsp.name}")
+    use_case = body.get("useCase", "p2p")
+    if use_case not in usecases.PAYER_USE_CASES:
+        raise _bad(f"useCase must be one of {', '.join(usecases.PAYER_USE_CASES)}")
+    refund_info = None
+    if use_case == "refund":
+        refund_info, original_payer = _refund(dfsp, customer, body)
+        if body.get("to") is None:
+            if original_payer is None:
+                raise _bad(f"transaction {body['refundOf']} names no payer to pay back: give to")
+            body = {**body, "to": original_payer}
+    elif "refundOf" in body or "reason" in body:
+        raise _bad('refundOf and reason go with "useCase": "refund" only')
+    to = body.get("to")
+    if not isinstance(to, dict) or set(to) - {"idType", "id", "subId"}:
+        raise _bad('to must be {"idType": ..., "id": ..., "subId"?: ...}')
+    id_type = to.get("idType", "MSISDN")
+    if id_type not in PARTY_ID_TYPES:
+        raise _bad(f"to.idType must be one of {', '.join(PARTY_ID_TYPES)}")
+    party_id = _identifier(to.get("id"), "to.id")
+    sub_id = None if to.get("subId") is None else _identifier(to.get("subId"), "to.subId")
+    currency, amount = money_of(dfsp, body)
     amount_type = body.get("amountType", "SEND")
     if amount_type not in ("SEND", "RECEIVE"):
         raise _bad("amountType must be SEND or RECEIVE")
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
         raise _bad("note must be 1 to 128 characters")
-    timeout_s = body.get("timeoutSeconds", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 1 <= timeout_s <= MAX_TIMEOUT_S:
-        raise _bad(f"timeoutSeconds must be a number from 1 to {MAX_TIMEOUT_S:g}")
+    timeout_s = timeout_of(body)
+    if refund_info is not None:
+        original = dfsp.transactions[refund_info["originalTransactionId"]]
+        if amount > money.parse_amount(original.amount):
+            raise _bad(f"a refund of {text(amount)} is more than the {original.amount} {original.currency} "
+                       f"of transaction {original.transaction_id}")
     if customer.available < money.to_units(amount):
         raise FspiopError("4000", f"insufficient balance: customer {customer.id} has "
                                   f"{money.format_amount(customer.available)} {currency} available")
-    return SendOrder(customer, id_type, party_id, sub_id, amount, currency, amount_type, note, float(timeout_s))
+    return SendOrder(customer, id_type, party_id, sub_id, amount, currency, amount_type, note, timeout_s,
+                     use_case, usecases.transaction_type(use_case, refund_info))
+
+
+def _refund(dfsp: SimDfsp, customer: Customer, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A refund's refundInfo, and the original payer as a "to": only for a transaction we were paid in."""
+    original_id = body.get("refundOf")
+    if not isinstance(original_id, str) or not _CORRELATION_ID.fullmatch(original_id):
+        raise _bad("a refund needs refundOf: the transactionId (a UUID) of the payment it gives back")
+    original = dfsp.transactions.get(original_id)
+    if original is None:
+        raise FspiopError("3207", f"{dfsp.name} was never paid in transaction {original_id}")
+    if original.customer is not customer:
+        raise _bad(f"transaction {original_id} paid {original.customer.id}, not {customer.id}")
+    if original.state != "COMPLETED":
+        raise _bad(f"transaction {original_id} is {original.state}: there is nothing to refund")
+    refund_info: dict[str, Any] = {"originalTransactionId": original_id}
+    reason = body.get("reason")
+    if reason is not None:
+        if not isinstance(reason, str) or not 1 <= len(reason) <= 128:
+            raise _bad("reason must be 1 to 128 characters")
+        refund_info["refundReason"] = reason
+    payer = original.payer.get("partyIdInfo") if isinstance(original.payer, dict) else None
+    payer = payer if isinstance(payer, dict) else {}
+    if not payer.get("partyIdType") or not payer.get("partyIdentifier"):
+        return refund_info, None
+    to = {"idType": payer.get("partyIdType"), "id": payer.get("partyIdentifier")}
+    if payer.get("partySubIdOrType"):
+        to["subId"] = payer["partySubIdOrType"]
+    return refund_info, to
+
+
+def parse_qr_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
+    """Check a /payQr body and turn it into the merchant payment it asks for."""
+    unknown = sorted(set(body) - set(QR_FIELDS))
+    if unknown:
+        raise _bad(f"{unknown[0]} is not a field of /payQr (fields: {', '.join(QR_FIELDS)})")
+    try:
+        qr = read_payload(body.get("payload"))
+    except QrError as exc:
+        raise _bad(f"payload: {exc}") from None
+    amount = body.get("amount")
+    if qr.amount is not None:
+        if amount is not None:
+            try:
+                same = money.parse_amount(amount) == money.parse_amount(qr.amount)
+            except money.AmountError:
+                same = False
+            if not same:
+                raise _bad(f"the QR asks for {qr.amount} {qr.currency}; amount must be left out or the same")
+        amount = qr.amount
+    elif amount is None:
+        raise _bad("this QR is static (it has no amount): give amount")
+    order_body: dict[str, Any] = {
+        "from": body.get("from"), "to": {"idType": qr.id_type, "id": qr.party_id}, "amount": amount,
+        "useCase": "merchant-pay",
+    }
+    if "fromIdType" in body:
+        order_body["fromIdType"] = body["fromIdType"]
+    if qr.currency is not None:
+        order_body["currency"] = qr.currency
+    note = body.get("note", f"{qr.name} {qr.reference}" if qr.reference else None)
+    if note is not None:
+        order_body["note"] = note[:128] if isinstance(note, str) else note
+    if "timeoutSeconds" in body:
+        order_body["timeoutSeconds"] = body["timeoutSeconds"]
+    order = parse_order(dfsp, order_body)
+    return SendOrder(**{**order.__dict__, "payee_fsp": qr.fsp})
 
 
 def _usable_quote(quote: dict[str, Any], currency: str) -> int | None:
@@ -154,98 +270,59 @@ def _error_info(body: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: info[k] for k in ("errorCode", "errorDescription") if k in info}
 
 
-class Flow:
-    """One run of /send: its ids, the messages exchanged, and what it learnt on the way."""
+class WireFlow:
+    """A flow of FSPIOP messages under one deadline: requests, their callbacks, and the wire log."""
 
-    def __init__(self, sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> None:
-        self.sim, self.dfsp, self.order = sim, dfsp, order
+    def __init__(self, sim: Simulator, dfsp: SimDfsp, timeout_s: float, trace: str | None = None) -> None:
+        self.sim, self.dfsp = sim, dfsp
         self.started = time.monotonic()
-        self.deadline = self.started + order.timeout_s
-        self.trace = new_traceparent()
-        self.quote_id = str(uuid.uuid4())
-        self.transfer_id = str(uuid.uuid4())  # also the transactionId, as the SDK does
-        self.step = "lookup"
-        self.payee: dict[str, Any] | None = None
-        self.quote: dict[str, Any] | None = None
+        self.deadline = self.started + timeout_s
+        self.trace = trace or new_traceparent()
         self.messages: list[dict[str, Any]] = []
-        self.balance_before = order.customer.balance
 
-    async def run(self) -> tuple[int, dict[str, Any]]:
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    async def _tell(self, method: str, path: str, body: dict[str, Any] | None, destination: str | None) -> Answer:
+        """Send one message that needs no callback (an answer, a notification), and log it."""
+        record = self._record("out", method, path, self.dfsp.name, destination, body)
+        answer = await self.sim.send(self.dfsp, method, path, body, destination=destination, traceparent=self.trace)
+        record["status"] = answer.status
+        return answer
+
+    async def _pay(self, customer: Customer, quote: dict[str, Any], units: int, payee_fsp: str, transfer_id: str,
+                   label: str) -> None:
+        """Hold `units` on the customer, then POST /transfers from a usable quote and wait for its outcome.
+
+        Returns when the transfer is COMMITTED; raises Stop otherwise (400 for a customer without
+        the money, with nothing sent).
+        """
+        dfsp = self.dfsp
         try:
-            await self._run()
-        except Stop as stop:
-            return stop.status, self.result(stop.state, stop.error)
-        return 200, self.result("COMMITTED")
-
-    async def _run(self) -> None:
-        order, dfsp = self.order, self.dfsp
-        # 1. who is the payee, and at which DFSP?
-        path = parties_path(order.id_type, order.party_id, order.sub_id)
-        answer = await self._exchange("GET", path, None, None,
-                                      (dfsp.name, "parties", order.id_type, order.party_id, order.sub_id))
-        party = (answer.body or {}).get("party")
-        if not isinstance(party, dict) or not isinstance(party.get("partyIdInfo"), dict):
-            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
-                                        "Generic validation error - the PUT /parties body has no party"})
-        self.payee = party
-        payee_fsp = party["partyIdInfo"].get("fspId") or answer.source
-
-        # 2. the quote
-        self.step = "quote"
-        customer = order.customer
-        request: dict[str, Any] = {
-            "quoteId": self.quote_id,
-            "transactionId": self.transfer_id,
-            "payee": party,
-            "payer": bodies.party(customer, dfsp.name),
-            "amountType": order.amount_type,
-            "amount": {"amount": text(order.amount), "currency": order.currency},
-            "transactionType": {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"},
-        }
-        if order.note:
-            request["note"] = order.note
-        answer = await self._exchange("POST", "/quotes", request, payee_fsp, (dfsp.name, "quotes", self.quote_id))
-        quote = answer.body or {}
-        transfer_amount = quote.get("transferAmount")
-        units = _usable_quote(quote, order.currency)
-        if units is None:
-            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
-                                        "Generic validation error - the payee's quote has no usable transferAmount, "
-                                        "ilpPacket, condition or expiration"})
-        self.quote = {"quoteId": self.quote_id, "amountType": order.amount_type, "amount": request["amount"]}
-        self.quote.update({k: quote[k] for k in ("transferAmount", "payeeFspFee", "payeeReceiveAmount",
-                                                 "expiration", "condition") if k in quote})
-
-        # 3. hold the money, then the transfer
-        self.step = "transfer"
-        try:
-            dfsp.books.reserve(self.transfer_id, customer, units, str(payee_fsp), order.currency)
+            dfsp.books.reserve(transfer_id, customer, units, payee_fsp, dfsp.currency, label=label)
         except BooksError as exc:
             error = bodies.error(exc.code, str(exc))["errorInformation"]
             raise Stop("ABORTED", 400 if exc.code == "4000" else 503, error) from None
         transfer = {
-            "transferId": self.transfer_id,
+            "transferId": transfer_id,
             "payerFsp": dfsp.name,
             "payeeFsp": payee_fsp,
-            "amount": transfer_amount,
+            "amount": quote["transferAmount"],
             "ilpPacket": quote["ilpPacket"],
             "condition": quote["condition"],
             "expiration": bodies.timestamp_in(max(self.remaining(), 1.0)),
         }
-        key = (dfsp.name, "transfers", self.transfer_id)
+        key = (dfsp.name, "transfers", transfer_id)
         try:
             answer = await self._exchange("POST", "/transfers", transfer, payee_fsp, key)
         except Stop as stop:
             if stop.refused:  # the switch said no at once: it holds nothing, neither do we
-                dfsp.books.release(self.transfer_id)
+                dfsp.books.release(transfer_id)
             raise
         while not answer.is_error and (answer.body or {}).get("transferState") not in ("COMMITTED", "ABORTED"):
             answer = await self._wait_for(key)  # RESERVED is not an answer for the payer; keep waiting
         if (answer.body or {}).get("transferState") != "COMMITTED":
             raise Stop("ABORTED", 502, None)
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
 
     async def _exchange(self, method: str, path: str, body: dict[str, Any] | None, destination: str | None,
                         key: tuple[Any, ...]) -> Incoming:
@@ -253,7 +330,7 @@ class Flow:
         future = self.sim.waiters.expect(key)
         if future is None:
             raise Stop("ABORTED", 503, {"errorCode": "2003", "errorDescription": "Service currently unavailable - "
-                                        "too many flows are waiting for callbacks"})
+                                        "too many flows are waiting for callbacks"}, refused=True)  # nothing sent
         try:
             record = self._record("out", method, path, self.dfsp.name, destination, body)
             answer = await self.sim.send(self.dfsp, method, path, body, destination=destination, traceparent=self.trace)
@@ -297,13 +374,85 @@ class Flow:
             "destination": destination, "elapsedMs": round(((at or time.monotonic()) - self.started) * 1000, 1),
             "body": body,
         }
-        self.messages.append(record)
+        if len(self.messages) < MESSAGES_MAX:
+            self.messages.append(record)
         return record
+
+
+class Flow(WireFlow):
+    """One run of /send: its ids, the messages exchanged, and what it learnt on the way."""
+
+    def __init__(self, sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> None:
+        super().__init__(sim, dfsp, order.timeout_s)
+        self.order = order
+        self.quote_id = str(uuid.uuid4())
+        self.transfer_id = str(uuid.uuid4())  # also the transactionId, as the SDK does
+        self.step = "lookup"
+        self.payee: dict[str, Any] | None = None
+        self.quote: dict[str, Any] | None = None
+        self.balance_before = order.customer.balance
+
+    async def run(self) -> tuple[int, dict[str, Any]]:
+        try:
+            await self._run()
+        except Stop as stop:
+            return stop.status, self.result(stop.state, stop.error)
+        return 200, self.result("COMMITTED")
+
+    async def _run(self) -> None:
+        order, dfsp = self.order, self.dfsp
+        # 1. who is the payee, and at which DFSP?
+        path = parties_path(order.id_type, order.party_id, order.sub_id)
+        answer = await self._exchange("GET", path, None, None,
+                                      (dfsp.name, "parties", order.id_type, order.party_id, order.sub_id))
+        party = (answer.body or {}).get("party")
+        if not isinstance(party, dict) or not isinstance(party.get("partyIdInfo"), dict):
+            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
+                                        "Generic validation error - the PUT /parties body has no party"})
+        self.payee = party
+        payee_fsp = party["partyIdInfo"].get("fspId") or answer.source
+        if order.payee_fsp is not None and payee_fsp != order.payee_fsp:
+            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
+                                        f"Generic validation error - the QR names {order.payee_fsp} but "
+                                        f"{order.id_type} {order.party_id} is at {payee_fsp}: not paid"})
+
+        # 2. the quote
+        self.step = "quote"
+        customer = order.customer
+        request: dict[str, Any] = {
+            "quoteId": self.quote_id,
+            "transactionId": self.transfer_id,
+            "payee": party,
+            "payer": bodies.party(customer, dfsp.name),
+            "amountType": order.amount_type,
+            "amount": {"amount": text(order.amount), "currency": order.currency},
+            "transactionType": order.transaction_type,
+        }
+        if order.note:
+            request["note"] = order.note
+        answer = await self._exchange("POST", "/quotes", request, payee_fsp, (dfsp.name, "quotes", self.quote_id))
+        quote = answer.body or {}
+        units = _usable_quote(quote, order.currency)
+        if units is None:
+            raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
+                                        "Generic validation error - the payee's quote has no usable transferAmount, "
+                                        "ilpPacket, condition or expiration"})
+        self.quote = {"quoteId": self.quote_id, "amountType": order.amount_type, "amount": request["amount"]}
+        self.quote.update({k: quote[k] for k in ("transferAmount", "payeeFspFee", "payeeReceiveAmount",
+                                                 "expiration", "condition") if k in quote})
+
+        # 3. hold the money, then the transfer
+        self.step = "transfer"
+        await self._pay(customer, quote, units, str(payee_fsp), self.transfer_id,
+                        str(party.get("name") or order.party_id))
 
     def result(self, state: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         customer = self.order.customer
         body: dict[str, Any] = {
             "transferId": self.transfer_id,
+            "transactionId": self.transfer_id,
+            "useCase": self.order.use_case,
+            "transactionType": self.order.transaction_type,
             "state": state,
             "step": self.step,
             "payee": self.payee,
@@ -323,7 +472,15 @@ class Flow:
 
 async def send(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST /<dfsp>/send: (HTTP status, JSON body). Bad input raises FspiopError (400)."""
-    order = parse_order(dfsp, body)
+    return await run_order(sim, dfsp, parse_order(dfsp, body))
+
+
+async def pay_qr(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST /<dfsp>/payQr: a merchant payment to the party of a QR payload, answered as /send."""
+    return await run_order(sim, dfsp, parse_qr_order(dfsp, body))
+
+
+async def run_order(sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> tuple[int, dict[str, Any]]:
     if sim.sends_in_flight >= SENDS_MAX:
         raise FspiopError("2003", f"{SENDS_MAX} sends are already running", status=503)
     sim.sends_in_flight += 1

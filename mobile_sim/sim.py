@@ -9,6 +9,14 @@ a DFSP does with it, in the background:
 - callbacks to the DFSP as payer (PUT /parties, /quotes, /transfers and their /error, PATCH)
   -> the books are settled first (mobile_sim.payee.settle_books), then the callback goes to the
   /send flow waiting for it (matched by id). One nobody waits for is recorded and dropped.
+- payee-initiated transactions: POST /transactionRequests and GET /transactionRequests/{ID} to
+  the DFSP as payer -> mobile_sim.payer; GET /authorizations/{ID} to the DFSP as payee -> the
+  request to pay waiting for it (mobile_sim.rtp); GET /transactions/{ID} -> mobile_sim.payee.
+  A request to pay also sees every message about its transaction request (the payer's quote and
+  transfer, and our answers to them) through `rtp.tap`, for its wire log and its outcome.
+- bulk payments: POST /bulkQuotes and POST /bulkTransfers to the DFSP as payee -> mobile_sim.bulk;
+  PUT /bulkTransfers/{ID} and its /error settle the books (mobile_sim.bulk.settle_books) before
+  going to the /bulkPay flow waiting for them; the hub's final PUT to the payee ends there.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobile_sim import payee
+from mobile_sim import bulk, payee, payer, rtp
 from mobile_sim.dfsp import SimDfsp
 from mobile_sim.fspiop_client import Answer, SwitchClient
 from mobile_sim.tasks import TaskPool, Waiters
@@ -45,6 +53,8 @@ class Incoming:
     traceparent: str | None
     body: dict[str, Any] | None
     at: float = field(default_factory=time.monotonic)
+    query: str = ""  # the query string (GET /authorizations carries retriesLeft, amount, currency)
+    flow: Any = None  # the request to pay this message belongs to (mobile_sim.rtp.tap), if any
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -64,6 +74,9 @@ class Simulator:
         self.pool = TaskPool()
         self.waiters = Waiters()
         self.sends_in_flight = 0
+        self.rtp_flows: dict[tuple[str, str], Any] = {}  # (payee DFSP, transactionRequestId) -> rtp flow
+        self.payer_requests_in_flight = 0
+        self.bulk = bulk.BulkState()  # bulk payments (mobile_sim.bulk)
 
     async def start(self) -> None:
         await self.client.open()
@@ -71,6 +84,7 @@ class Simulator:
     def stopping(self) -> None:
         """Wake every /send still waiting, so the server can stop without waiting for timeouts."""
         self.waiters.cancel_all()
+        rtp.stop_all(self)
 
     async def stop(self) -> None:
         await self.pool.close()
@@ -81,16 +95,28 @@ class Simulator:
         return self.pool.start(self.handle(message), message.what())
 
     async def handle(self, message: Incoming) -> None:
+        tapped = rtp.tap(self, message)
         if message.method == "GET" and message.resource == "parties":
             await payee.answer_party(self, message)
         elif message.method == "POST" and message.resource == "quotes":
             await payee.answer_quote(self, message)
         elif message.method == "POST" and message.resource == "transfers":
             await payee.answer_transfer(self, message)
+        elif message.method in ("GET", "POST") and message.resource == "transactionRequests":
+            await payer.answer(self, message)
+        elif message.method == "GET" and message.resource == "authorizations":
+            await rtp.answer_authorization(self, message)
+        elif message.method == "GET" and message.resource == "transactions":
+            await payee.answer_transaction(self, message)
+        elif message.method == "POST" and message.resource in bulk.RESOURCES:
+            await (bulk.answer_bulk_quote if message.resource == "bulkQuotes" else bulk.answer_bulk_transfer)(
+                self, message)
         else:
             if message.resource == "transfers":
                 await payee.settle_books(self, message)
-            if not self.waiters.deliver(message.key, message):
+            elif message.resource == "bulkTransfers" and await bulk.settle_books(self, message):
+                return  # the hub's news to a bulk's payee: settled, and nobody waits for it
+            if not self.waiters.deliver(message.key, message) and not tapped:
                 log.info("unmatched callback %s", message.what())
                 message.dfsp.unmatched.append({
                     "method": message.method, "path": message.path, "source": message.source,
@@ -108,5 +134,8 @@ class Simulator:
 
     async def reply(self, message: Incoming, method: str, path: str, body: dict[str, Any]) -> Answer:
         """Answer `message` with a callback to whoever sent it (FSPIOP-Destination = its Source)."""
-        return await self.send(message.dfsp, method, path, body, destination=message.source,
-                               traceparent=message.traceparent)
+        answer = await self.send(message.dfsp, method, path, body, destination=message.source,
+                                 traceparent=message.traceparent)
+        if message.flow is not None:  # a request to pay logs our answers about its transaction request
+            message.flow.saw_reply(method, path, body, message.source, answer)
+        return answer

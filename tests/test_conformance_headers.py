@@ -118,7 +118,7 @@ def test_c30_unsupported_version_is_406_3001(scene: Scene, kind: str, header: st
     "Unacceptable version requested"; for Accept, the extension list says which versions exist.
 
     A DFSP negotiates down from this answer; a 400 would look like a bug on its side instead.
-    (`/transactionRequests` from the catalogue is not served by miniloop.)
+    (`/transactionRequests` from the catalogue: tests/test_conformance_requests.py.)
     """
     request = valid_request(scene, kind)
     resource = request["path"].split("/")[1]

@@ -213,6 +213,20 @@ def test_c08_identical_prepare_after_abort_returns_aborted(scene: Scene) -> None
     assert_positions(scene, {payer: "0", payee: "0"})
 
 
+def test_prepare_reusing_the_id_of_a_funds_in_gets_3106(scene: Scene) -> None:
+    """A transfer id the hub already used for an operator's funds-in is not a DFSP's to reuse:
+    3106 to the payer, and nothing reserved (not a 500 from the ledger's unique key)."""
+    payer, payee = new_pair(scene)
+    transfer = Transfer(payer, payee)
+    r = scene.hub.funds(payer, scene.account_id(payer, "SETTLEMENT"), "recordFundsIn", 1, transfer_id=transfer.id)
+    assert r.status_code == 202, r.text
+    mark = scene.dfsps.mark(payer)
+    assert scene.prepare(transfer).status_code == 202
+    error = scene.dfsps.error_callback(payer, transfer.path, since=mark)
+    assert error.error_code == "3106", error
+    assert_positions(scene, {payer: "0", payee: "0"})
+
+
 def test_c08_modified_prepare_gets_3106(scene: Scene) -> None:
     """#8 (modified side, from the contract): a `POST /transfers` reusing a transferId with a
     different body answers 202, then error 3106 to the payer; the first transfer is untouched.

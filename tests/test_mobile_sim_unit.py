@@ -32,10 +32,16 @@ from miniloop.errors import ConfigError
 from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim import bodies, sim_app
-from mobile_sim.dfsp import Books, BooksError, Customer, SimDfsp, secret_for, simulated
+from mobile_sim.dfsp import PHONE_MAX, Books, BooksError, Customer, SimDfsp, Transaction, secret_for, simulated
 from mobile_sim.fspiop_client import request_headers
 from mobile_sim.payee import TransferRefused, check_transfer, quote_answer
 from mobile_sim.pricing import FeeRule, QuoteRefused, quote_terms, text
+from mobile_sim.payer import Refused
+from mobile_sim.payer import check as payer_check
+from mobile_sim.qr import QrError, QrPayload, make_payload, read_payload
+from mobile_sim.qr import ascii_art as qr_ascii
+from mobile_sim.qr import svg as qr_svg
+from mobile_sim.rtp import parse_order as parse_rtp
 from mobile_sim.send import parse_order
 
 D = Decimal
@@ -413,6 +419,196 @@ def test_bad_orders(changes: dict[str, Any], code: str) -> None:
     assert exc.value.status == 400
 
 
+# --------------------------------------------------------------------------- use cases, refunds, requests to pay
+
+
+@pytest.mark.parametrize("use_case, expected", [
+    ("p2p", ("TRANSFER", "PAYER", "CONSUMER")),
+    ("merchant-pay", ("PAYMENT", "PAYER", "CONSUMER")),
+    ("cash-in", ("DEPOSIT", "PAYER", "AGENT")),
+    ("cash-out", ("WITHDRAWAL", "PAYER", "CONSUMER")),
+])
+def test_a_use_case_sets_the_transaction_type(use_case: str, expected: tuple[str, str, str]) -> None:
+    order = parse_order(dfsps()["payerfsp"], order_body(useCase=use_case))
+    assert order.use_case == use_case
+    assert order.transaction_type == dict(zip(("scenario", "initiator", "initiatorType"), expected, strict=True))
+
+
+def paid_in(dfsp: SimDfsp, customer_id: str = "SHOP", amount: str = "10") -> str:
+    """Record a transaction `dfsp` was paid in (as payee.answer_transfer does); its transactionId."""
+    transaction_id = "5f0b7a52-0d8c-4c42-9a61-2d1c8f1f4a10"
+    customer = dfsp.books.find(customer_id)
+    assert customer is not None
+    dfsp.remember_transaction(Transaction(
+        transaction_id, "t1", customer, "payerfsp",
+        {"partyIdInfo": {"partyIdType": "MSISDN", "partyIdentifier": "111", "fspId": "payerfsp"}},
+        {"scenario": "PAYMENT", "initiator": "PAYER", "initiatorType": "CONSUMER"}, amount, "USD",
+        bodies.timestamp()))
+    return transaction_id
+
+
+def test_a_refund_names_the_payment_and_goes_back_to_its_payer() -> None:
+    payee = dfsps()["payeefsp"]
+    payee.books.find("SHOP").balance = 100_0000  # type: ignore[union-attr]
+    original = paid_in(payee)
+    order = parse_order(payee, {"from": "SHOP", "useCase": "refund", "refundOf": original, "amount": "10",
+                                "reason": "broken"})
+    assert (order.id_type, order.party_id) == ("MSISDN", "111")
+    assert order.transaction_type == {"scenario": "REFUND", "initiator": "PAYER", "initiatorType": "BUSINESS",
+                                      "refundInfo": {"originalTransactionId": original, "refundReason": "broken"}}
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"refundOf": "5f0b7a52-0d8c-4c42-9a61-2d1c8f1f4a11"}, "3207"),
+    ({"refundOf": "nope"}, "3100"),
+    ({"from": "221"}, "3100"),
+    ({"amount": "10.01"}, "3100"),
+    ({"reason": ""}, "3100"),
+])
+def test_bad_refunds(changes: dict[str, Any], code: str) -> None:
+    payee = dfsps()["payeefsp"]
+    payee.books.find("SHOP").balance = 100_0000  # type: ignore[union-attr]
+    body = {"from": "SHOP", "useCase": "refund", "refundOf": paid_in(payee), "amount": "10"}
+    body.update(changes)
+    with pytest.raises(FspiopError) as exc:
+        parse_order(payee, body)
+    assert exc.value.code == code
+
+
+def test_refund_fields_need_the_refund_use_case() -> None:
+    with pytest.raises(FspiopError, match="refund"):
+        parse_order(dfsps()["payerfsp"], order_body(reason="why"))
+
+
+def test_a_request_to_pay_order() -> None:
+    order = parse_rtp(dfsps()["payeefsp"], {"from": "SHOP", "payer": "MSISDN/111", "amount": "5",
+                                            "useCase": "atm-cash-out", "otp": "123456"})
+    assert (order.customer.id, order.id_type, order.party_id, order.amount) == ("SHOP", "MSISDN", "111", D(5))
+    assert (order.use_case, order.authentication, order.otp, order.timeout_s) == ("atm-cash-out", "OTP", "123456", 30.0)
+    order = parse_rtp(dfsps()["payeefsp"], {"from": "SHOP", "payer": {"idType": "MSISDN", "id": "111"},
+                                            "amount": 5, "authentication": "none"})
+    assert (order.use_case, order.authentication, order.otp) == ("merchant-request", "none", "phone")
+
+
+@pytest.mark.parametrize("changes", [
+    {"payer": 111}, {"payer": "PHONE/1"}, {"payer": {"id": "1", "x": 1}}, {"useCase": "p2p"}, {"otp": "12"},
+    {"otp": "abcdef"}, {"authentication": "QRCODE"}, {"amount": "0"}, {"note": ""}, {"colour": "red"},
+    {"timeoutSeconds": 0},
+])
+def test_bad_requests_to_pay(changes: dict[str, Any]) -> None:
+    body = {"from": "SHOP", "payer": "MSISDN/111", "amount": "5"}
+    body.update(changes)
+    with pytest.raises(FspiopError) as exc:
+        parse_rtp(dfsps()["payeefsp"], body)
+    assert exc.value.code == "3100"
+
+
+def transaction_request(**changes: Any) -> dict[str, Any]:
+    body = {
+        "transactionRequestId": "1b8a0c3e-4a3c-4f0e-9d7e-3f1f0c1a2b3c",
+        "payee": {"partyIdInfo": {"partyIdType": "BUSINESS", "partyIdentifier": "SHOP", "fspId": "payeefsp"}},
+        "payer": {"partyIdType": "MSISDN", "partyIdentifier": "111", "fspId": "payerfsp"},
+        "amount": {"amount": "5", "currency": "USD"},
+        "transactionType": {"scenario": "PAYMENT", "initiator": "PAYEE", "initiatorType": "BUSINESS"},
+        "authenticationType": "OTP",
+        "expiration": bodies.timestamp_in(20),
+    }
+    body.update(changes)
+    return body
+
+
+def test_a_payer_dfsp_takes_a_good_transaction_request() -> None:
+    customer, timeout_s = payer_check(dfsps()["payerfsp"], transaction_request())
+    assert customer.id == "111" and 18 < timeout_s <= 20
+    _, timeout_s = payer_check(dfsps()["payerfsp"], transaction_request(expiration=None))
+    assert timeout_s == 60
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"payer": {"partyIdType": "MSISDN", "partyIdentifier": "999"}}, "3204"),
+    ({"payer": "111"}, "3100"),
+    ({"amount": {"amount": "5", "currency": "EUR"}}, "4103"),
+    ({"amount": {"amount": "5.00", "currency": "USD"}}, "3100"),
+    ({"transactionType": {"scenario": "PAYMENT", "initiator": "PAYER", "initiatorType": "CONSUMER"}}, "4102"),
+    ({"transactionType": {"scenario": "GIFT", "initiator": "PAYEE", "initiatorType": "BUSINESS"}}, "3100"),
+    ({"authenticationType": "QRCODE"}, "3100"),
+    ({"expiration": "2020-01-01T00:00:00.000Z"}, "3300"),
+    ({"payee": {}}, "3100"),
+])
+def test_transaction_requests_a_payer_dfsp_refuses(changes: dict[str, Any], code: str) -> None:
+    with pytest.raises(Refused) as exc:
+        payer_check(dfsps()["payerfsp"], transaction_request(**changes))
+    assert exc.value.code == code
+
+
+def test_a_transaction_record_answers_get_transactions() -> None:
+    payee = dfsps()["payeefsp"]
+    transaction = payee.transactions[paid_in(payee)]
+    assert transaction.put_body() == {"transactionState": "COMPLETED", "completedTimestamp": transaction.completed}
+    transaction.code, transaction.state = "ABCD2345", "REJECTED"
+    assert transaction.put_body() == {"transactionState": "REJECTED", "code": "ABCD2345"}
+
+
+def test_the_phone_keeps_the_newest_texts() -> None:
+    customer = Customer("1", "MSISDN", "A", 0)
+    for n in range(PHONE_MAX + 5):
+        customer.text("info", f"text {n}")
+    assert len(customer.phone) == PHONE_MAX
+    assert customer.phone[-1]["text"] == f"text {PHONE_MAX + 4}" and customer.phone[-1]["id"] == PHONE_MAX + 5
+
+
+# --------------------------------------------------------------------------- merchant QR
+
+
+def test_a_qr_payload_round_trips() -> None:
+    dynamic = QrPayload("merchantbank", "MSISDN", "27730000001", "Corner Grocery", "25.50", "USD", "INV 42/ü")
+    assert dynamic.amount == "25.5" and dynamic.dynamic
+    text_payload = make_payload(dynamic)
+    assert text_payload == ("mlqr:1?fsp=merchantbank&type=MSISDN&id=27730000001&name=Corner%20Grocery"
+                            "&amount=25.5&currency=USD&ref=INV%2042%2F%C3%BC")
+    assert read_payload(text_payload) == dynamic
+    assert make_payload(read_payload(text_payload)) == text_payload
+    static = QrPayload("merchantbank", "DEVICE", "MBATM001", "Merchant Bank ATM")
+    assert read_payload(make_payload(static)) == static and not static.dynamic
+    assert make_payload(static) == "mlqr:1?fsp=merchantbank&type=DEVICE&id=MBATM001&name=Merchant%20Bank%20ATM"
+
+
+@pytest.mark.parametrize("payload, words", [
+    (None, "non-empty text"),
+    ("", "non-empty text"),
+    ("https://example.org", "must start with mlqr:1?"),
+    ("mlqr:2?fsp=a&type=MSISDN&id=1&name=A", "version '2'"),
+    ("mlqr:1", "no fields"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1", "no name"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&name=B", "given twice"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&colour=red", "not a field"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name", "not key=value"),
+    ("mlqr:1?fsp=a&type=PHONE&id=1&name=A", "type must be one of"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1%2F2&name=A", "must not contain '/'"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&amount=5", "must give its currency"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&amount=0&currency=USD", "greater than 0"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&amount=five&currency=USD", "amount"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&currency=usd", "three capital letters"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=%FF", "UTF-8"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=%20A", "surrounding spaces"),
+    ("mlqr:1?fsp=" + "a" * 33 + "&type=MSISDN&id=1&name=A", "fsp must be 1 to 32"),
+    ("mlqr:1?fsp=a&type=MSISDN&id=1&name=A&ref=" + "x" * 600, "more than 512"),
+])
+def test_a_bad_qr_payload_says_what_is_wrong(payload: Any, words: str) -> None:
+    with pytest.raises(QrError) as exc:
+        read_payload(payload)
+    assert words in str(exc.value)
+
+
+def test_the_qr_pictures() -> None:
+    text_payload = make_payload(QrPayload("merchantbank", "MSISDN", "27730000001", "Corner Grocery", "1", "USD"))
+    picture = qr_svg(text_payload)
+    assert picture.startswith("<svg") and picture.rstrip().endswith("</svg>") and 'fill="white"' in picture
+    art = qr_ascii(text_payload).splitlines()
+    assert len(art) > 10 and len({len(line) for line in art}) == 1  # a square of equal lines
+    assert set("".join(art)) <= set(" \u2580\u2584\u2588")
+
+
 # --------------------------------------------------------------------------- outgoing headers
 
 
@@ -672,6 +868,33 @@ def test_an_abort_after_the_fulfil_takes_the_credit_back() -> None:
             "id": "111", "idType": "MSISDN", "name": "Amara Okafor", "balance": "100", "reserved": "0"}
 
     run_with_switch(test)
+
+
+def test_a_request_to_pay_runs_over_the_toy_switch() -> None:
+    """The payee-initiated plumbing without the hub: the payer's DFSP quotes, asks for the OTP it texted,
+    the payee's flow types it in from the phone, the transfer commits; a wrong OTP is REJECTED."""
+    async def test(switch: ToySwitch, session: aiohttp.ClientSession, url: str) -> None:
+        async with session.post(f"{url}/payeefsp/requestToPay", json={
+                "from": "SHOP", "payer": "MSISDN/111", "amount": "20", "useCase": "merchant-request"}) as r:
+            assert r.status == 200, await r.text()
+            result = await r.json()
+        assert result["state"] == "COMMITTED" and result["quote"]["transferAmount"]["amount"] == "21"  # fee 1
+        assert [m["path"].split("/")[1] for m in result["messages"]] == [
+            "parties", "parties", "transactionRequests", "transactionRequests", "quotes", "quotes",
+            "authorizations", "authorizations", "transfers", "transfers"]
+        assert (await customers(session, url, "payerfsp"))["111"]["balance"] == "79"
+        assert (await customers(session, url, "payeefsp"))["SHOP"]["balance"] == "20"
+        async with session.get(f"{url}/payerfsp/customers/111/messages") as r:
+            assert [t["kind"] for t in (await r.json())["messages"]] == ["paid", "otp", "request"]
+
+        async with session.post(f"{url}/payeefsp/requestToPay", json={
+                "from": "SHOP", "payer": "MSISDN/111", "amount": "1", "otp": "999"}) as r:
+            assert r.status == 502, await r.text()
+            result = await r.json()
+        assert result["state"] == "REJECTED" and len(result["authorizations"]) == 3
+        assert (await customers(session, url, "payerfsp"))["111"]["balance"] == "79"
+
+    run_with_switch(test, fee_fixed="1")
 
 
 def test_requests_are_answered_at_once_and_bad_ones_refused() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
+import httpx
 import pytest
 from conftest import unique_name
 from fspiop_dfsp import Received, Scene, Transfer, new_id, new_msisdn, quote_body
@@ -115,6 +117,7 @@ def reference(world: Scene, loop: asyncio.AbstractEventLoop) -> Iterator[Callabl
         running = Running(loop, dfsp, msisdns)
         url = asyncio.run_coroutine_threadsafe(dfsp.start(), loop).result(WAIT_S)
         started.append(running)
+        _RUNNING.append(running)
         world.hub.onboard(dfsp.name)
         for endpoint_type, value in for_base_url(url).items():
             r = world.hub.admin.post(f"/participants/{dfsp.name}/endpoints",
@@ -127,6 +130,29 @@ def reference(world: Scene, loop: asyncio.AbstractEventLoop) -> Iterator[Callabl
     yield start
     for running in started:
         asyncio.run_coroutine_threadsafe(running.dfsp.stop(), loop).result(WAIT_S)
+
+
+_RUNNING: list[Running] = []  # every reference DFSP of the module, for the story of a lost callback
+
+
+def _with_story(wait: Callable[[], Received], world: Scene | None = None) -> Received:
+    """`wait()`; if the answer never comes, say what each reference DFSP received and sent, and
+    what the hub still owes (its outbox, its callback metrics, its log): a lost callback was once
+    found this way (miniloop.notify, ids reused by SQLite)."""
+    try:
+        return wait()
+    except AssertionError as exc:
+        story = "; ".join(f"{r.name}: received {r.received()[-5:]}, sent {r.sent()[-5:]}" for r in _RUNNING[-3:])
+        hub = ""
+        if world is not None:
+            db = sqlite3.connect(f"file:{world.hub.data_dir / 'miniloop.db'}?mode=ro", uri=True)
+            pending = db.execute("SELECT participant, method, url, created_date FROM outbox ORDER BY id").fetchall()
+            db.close()
+            metrics = [line for line in httpx.get(world.hub.urls["fspiop"] + "/metrics").text.splitlines()
+                       if line.startswith(("miniloop_callbacks", "miniloop_outbox"))]
+            hub = (f"\n-- the hub's outbox ({len(pending)}): {pending[:10]}\n-- metrics: {metrics}"
+                   f"\n-- the hub's log: {world.hub.stderr[-3000:]}")
+        raise AssertionError(f"{exc}\n-- reference DFSPs: {story}{hub}") from None
 
 
 def register(world: Scene, ref: Running, msisdn: str) -> None:
@@ -156,7 +182,7 @@ def lookup(world: Scene, payer: str, msisdn: str) -> Received:
     path = f"/parties/MSISDN/{msisdn}"
     mark = world.dfsps.mark(payer)
     assert world.fspiop.get(path, payer).status_code == 202
-    return world.dfsps.answer(payer, path, since=mark)
+    return _with_story(lambda: world.dfsps.answer(payer, path, since=mark), world)
 
 
 def ask_quote(world: Scene, payer: str, ref: Running, amount: str = "10", **headers: Any) -> dict[str, Any]:
@@ -171,7 +197,7 @@ def quote(world: Scene, payer: str, ref: Running, amount: str = "10",
           **headers: Any) -> tuple[dict[str, Any], Received]:
     mark = world.dfsps.mark(payer)
     body = ask_quote(world, payer, ref, amount, **headers)
-    return body, world.dfsps.answer(payer, f"/quotes/{body['quoteId']}", since=mark)
+    return body, _with_story(lambda: world.dfsps.answer(payer, f"/quotes/{body['quoteId']}", since=mark), world)
 
 
 def transfer_for(payer: str, ref: Running, answer: dict[str, Any], expires_in: float = 30) -> Transfer:
@@ -184,7 +210,7 @@ def send(world: Scene, transfer: Transfer) -> Received:
     mark = world.dfsps.mark(transfer.payer)
     r = world.prepare(transfer)
     assert r.status_code == 202, r.text
-    return world.dfsps.answer(transfer.payer, transfer.path, since=mark, timeout=EXPIRY_WAIT_S)
+    return _with_story(lambda: world.dfsps.answer(transfer.payer, transfer.path, since=mark, timeout=EXPIRY_WAIT_S), world)
 
 
 # --------------------------------------------------------------------------- the well-behaved DFSP

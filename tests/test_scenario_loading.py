@@ -176,7 +176,8 @@ def test_unknown_kind_lists_the_kinds(tmp_path: Path) -> None:
     error = refusal(tmp_path, text)
     assert error.line == line_of(text, "lokup")
     assert error.what == "step 1: unknown kind 'lokup' (valid kinds: " + ", ".join(loading.KINDS) + ")"
-    assert loading.KINDS == ["lookup", "quote", "transfer", "send", "admin", "request", "wait", "check", "settle"]
+    assert loading.KINDS == ["lookup", "quote", "transfer", "send", "admin", "request", "wait", "check", "settle",
+                            "request_to_pay", "pay_qr", "bulk_pay"]
 
 
 def test_missing_kind_points_at_the_step(tmp_path: Path) -> None:

@@ -23,12 +23,16 @@ from sanic.response import empty
 from miniloop.api.common import new_app
 from miniloop.bus import subjects
 from miniloop.fspiop import headers, models
+from miniloop.fspiop import request_models
+from miniloop.fspiop import bulk_models
 from miniloop.fspiop.errors import FspiopError
 from miniloop.services.als import AccountLookup, PartyKey
+from miniloop.services.bulk_transfers import BulkTransfers
 from miniloop.services.directory import Directory
 from miniloop.services.oracles import PARTY_ID_TYPES
 from miniloop.services.outbox import Inbound
 from miniloop.services.quotes import Quotes
+from miniloop.services.requests import ENTITIES, Requests
 from miniloop.services.transfers import Transfers
 
 _canonical = msgspec.json.Encoder()
@@ -41,6 +45,8 @@ class Services:
     lookup: AccountLookup
     quotes: Quotes
     transfers: Transfers
+    requests: Requests  # /transactionRequests, /authorizations, /transactions, /bulkQuotes
+    bulk_transfers: BulkTransfers
 
 
 def body_hash(raw: bytes) -> str:
@@ -249,5 +255,90 @@ def fspiop_app(health: dict[str, Any], services: Services,
         msg = await inbound(request, services, "transfers")
         await transfers.reject(msg, transfer_id, models.decode(models.ErrorInformationObject, msg.body))
         return ok()
+
+    # ---------------------------------------------------------------- /bulkTransfers
+
+    bulk = services.bulk_transfers
+
+    @app.post("/bulkTransfers")
+    async def post_bulk_transfer(request: Request) -> HTTPResponse:
+        msg = await inbound(request, services, "bulkTransfers")
+        await bulk.prepare(msg, models.decode(bulk_models.BulkTransfersPostRequest, msg.body))
+        return accepted()
+
+    @app.get("/bulkTransfers/<bulk_transfer_id>")
+    async def get_bulk_transfer(request: Request, bulk_transfer_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "bulkTransfers", destination_required=False)
+        await bulk.get(msg, bulk_transfer_id)
+        return accepted()
+
+    @app.put("/bulkTransfers/<bulk_transfer_id>")
+    async def put_bulk_transfer(request: Request, bulk_transfer_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "bulkTransfers")
+        await bulk.fulfil(msg, bulk_transfer_id, models.decode(bulk_models.BulkTransfersIDPutResponse, msg.body))
+        return ok()
+
+    @app.put("/bulkTransfers/<bulk_transfer_id>/error")
+    async def put_bulk_transfer_error(request: Request, bulk_transfer_id: str) -> HTTPResponse:
+        msg = await inbound(request, services, "bulkTransfers")
+        await bulk.reject(msg, bulk_transfer_id, models.decode(models.ErrorInformationObject, msg.body))
+        return ok()
+
+    # ---------------------------------------------------------------- payee-initiated payments, bulk quotes
+    # /transactionRequests, /authorizations, /transactions and /bulkQuotes: checked, then routed by
+    # FSPIOP-Destination and not stored (miniloop.services.requests).
+
+    routed = services.requests
+
+    @app.post("/transactionRequests")
+    async def post_transaction_request(request: Request) -> HTTPResponse:
+        msg = await inbound(request, services, "transactionRequests")
+        body = models.decode(request_models.TransactionRequestsPostRequest, msg.body)
+        await routed.request_transaction(msg, body)
+        return accepted()
+
+    @app.get("/authorizations/<transaction_request_id>")
+    async def get_authorization(request: Request, transaction_request_id: str) -> HTTPResponse:
+        """The payer's FSP asks the payee's device for the OTP; the query string is forwarded as sent."""
+        msg = await inbound(request, services, "authorizations")
+        query = request_models.authorizations_query(request.args)
+        await routed.authorize(msg, transaction_request_id, query)
+        return accepted()
+
+    @app.post("/bulkQuotes")
+    async def post_bulk_quote(request: Request) -> HTTPResponse:
+        msg = await inbound(request, services, "bulkQuotes")
+        await routed.request_bulk_quote(msg, models.decode(request_models.BulkQuotesPostRequest, msg.body))
+        return accepted()
+
+    def add_routed(resource: str, answer: type) -> None:
+        """GET /<resource>/{ID}, its callback PUT /<resource>/{ID} (body `answer`) and PUT .../error."""
+
+        async def get(request: Request, resource_id: str) -> HTTPResponse:
+            msg = await inbound(request, services, resource)
+            await routed.relay(msg, "GET", resource, resource_id)
+            return accepted()
+
+        async def put(request: Request, resource_id: str) -> HTTPResponse:
+            msg = await inbound(request, services, resource)
+            await routed.relay(msg, "PUT", resource, resource_id, models.decode(answer, msg.body))
+            return ok()
+
+        async def put_error(request: Request, resource_id: str) -> HTTPResponse:
+            msg = await inbound(request, services, resource)
+            body = models.decode(models.ErrorInformationObject, msg.body)
+            await routed.relay(msg, "PUT", resource, resource_id, body)
+            return ok()
+
+        uri, name = f"/{resource}/<resource_id>", ENTITIES[resource]
+        if resource != "authorizations":  # GET /authorizations/{ID} has a query to check: above
+            app.add_route(get, uri, methods=["GET"], name=f"get_{name}")
+        app.add_route(put, uri, methods=["PUT"], name=f"put_{name}")
+        app.add_route(put_error, uri + "/error", methods=["PUT"], name=f"put_{name}_error")
+
+    add_routed("transactionRequests", request_models.TransactionRequestsIDPutResponse)
+    add_routed("authorizations", request_models.AuthorizationsIDPutResponse)
+    add_routed("transactions", request_models.TransactionsIDPutResponse)
+    add_routed("bulkQuotes", request_models.BulkQuotesIDPutResponse)
 
     return app

@@ -28,8 +28,28 @@ def transfer(transfer_id: str, state: str) -> str:
     return f"{PREFIX}.transfer.{transfer_id}.{state}"
 
 
+def bulk_transfer(bulk_transfer_id: str, state: str) -> str:
+    return f"{PREFIX}.bulkTransfer.{bulk_transfer_id}.{state}"
+
+
 def quote(quote_id: str, what: str) -> str:
     return f"{PREFIX}.quote.{quote_id}.{what}"
+
+
+def transaction_request(transaction_request_id: str, what: str) -> str:
+    return f"{PREFIX}.transactionRequest.{transaction_request_id}.{what}"
+
+
+def authorization(transaction_request_id: str, what: str) -> str:
+    return f"{PREFIX}.authorization.{transaction_request_id}.{what}"
+
+
+def transaction(transaction_id: str, what: str) -> str:
+    return f"{PREFIX}.transaction.{transaction_id}.{what}"
+
+
+def bulk_quote(bulk_quote_id: str, what: str) -> str:
+    return f"{PREFIX}.bulkQuote.{bulk_quote_id}.{what}"
 
 
 def lookup(party_id_type: str, what: str) -> str:

@@ -315,6 +315,50 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transfer_window ON transfer(settlement_window_id) WHERE settlement_window_id IS NOT NULL;
     """,
+    # 6: bulk transfers: the bulk, its history, and the individual transfers it carried (each one
+    # an ordinary FSPIOP transfer, linked to its bulk by transfer_fspiop.bulk_transfer_id)
+    """
+    CREATE TABLE bulk_transfer (
+        id TEXT PRIMARY KEY,
+        bulk_quote_id TEXT NOT NULL,
+        payer_fsp TEXT NOT NULL,
+        payee_fsp TEXT NOT NULL,
+        expiration TEXT NOT NULL,         -- as the payer sent it; expires_at is it in UTC
+        expires_at TEXT NOT NULL,
+        state TEXT NOT NULL,              -- central-ledger's internal bulkTransferState
+        api_version TEXT NOT NULL,        -- the Content-Type version of the POST
+        traceparent TEXT,
+        prepare_hash TEXT NOT NULL,
+        fulfil_hash TEXT,                 -- the payee's PUT /bulkTransfers/{ID}
+        error_hash TEXT,                  -- the payee's PUT /bulkTransfers/{ID}/error
+        error_code TEXT,
+        error_description TEXT,
+        created_date TEXT NOT NULL,
+        completed_date TEXT
+    );
+    CREATE TABLE bulk_transfer_state_change (
+        id INTEGER PRIMARY KEY,
+        bulk_transfer_id TEXT NOT NULL REFERENCES bulk_transfer(id),
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_date TEXT NOT NULL
+    );
+    CREATE INDEX bulk_transfer_state_change_bulk ON bulk_transfer_state_change(bulk_transfer_id, id);
+    -- central-ledger's bulkTransferAssociation: one row per individual transfer, in the bulk's
+    -- order, with its bulkProcessingState and the error it ended with. transfer_id is no
+    -- reference: a duplicate's id names a transfer of someone else.
+    CREATE TABLE bulk_transfer_association (
+        id INTEGER PRIMARY KEY,
+        bulk_transfer_id TEXT NOT NULL REFERENCES bulk_transfer(id),
+        transfer_id TEXT NOT NULL,
+        processing_state TEXT NOT NULL,
+        error_code TEXT,
+        error_description TEXT
+    );
+    CREATE INDEX bulk_transfer_association_bulk ON bulk_transfer_association(bulk_transfer_id, processing_state);
+    CREATE INDEX bulk_transfer_association_transfer ON bulk_transfer_association(transfer_id);
+    ALTER TABLE transfer_fspiop ADD COLUMN bulk_transfer_id TEXT REFERENCES bulk_transfer(id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -367,7 +367,17 @@ class Run:
         if isinstance(step, fmt.Transfer):
             return f"{t(step.from_)} transfers to {t(step.to)}" + (f" (quote {step.quote})" if step.quote else "")
         if isinstance(step, fmt.Send):
-            return f"{t(step.dfsp)} customer {t(step.from_)} sends {t(step.amount)} {t(step.currency)} to {t(step.to)}"
+            verb = {"p2p": "sends", "merchant-pay": "pays merchant", "cash-in": "pays cash in", "cash-out": "cashes out",
+                    "refund": "refunds"}[step.use_case]
+            return f"{t(step.dfsp)} customer {t(step.from_)} {verb} {t(step.amount)} {t(step.currency)} to {t(step.to)}"
+        if isinstance(step, fmt.RequestToPay):
+            return (f"{t(step.dfsp)} {t(step.from_)} asks {t(step.payer)} to pay {t(step.amount)} {t(step.currency)} "
+                    f"({step.use_case}" + (", OTP)" if step.authentication == "OTP" else ")"))
+        if isinstance(step, fmt.PayQr):
+            return f"{t(step.dfsp)} customer {t(step.from_)} pays {t(step.merchant)}'s QR code"
+        if isinstance(step, fmt.BulkPay):
+            people = sum(step.employees.values()) + len(step.payments)
+            return f"{t(step.dfsp)} {t(step.from_)} pays {people} people in bulk"
         if isinstance(step, fmt.Admin):
             return f"operator: {step.action.replace('_', ' ')} {t(step.dfsp)}" + (f" {t(step.amount)} {t(step.currency)}" if step.amount else "")
         if isinstance(step, fmt.Request):

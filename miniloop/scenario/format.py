@@ -114,6 +114,55 @@ class Send(_Step, tag="send", kw_only=True):
     currency: str = "USD"
     amount_type: Literal["SEND", "RECEIVE"] = "SEND"
     note: str | None = None
+    use_case: Literal["p2p", "merchant-pay", "cash-in", "cash-out", "refund"] = "p2p"  # the transactionType
+    refund_of: str | None = None  # refund: the transactionId of the payment refunded
+    reason: str | None = None  # refund: why
+
+
+class RequestToPay(_Step, tag="request_to_pay", kw_only=True):
+    """A merchant, agent or ATM at a simulated DFSP asks a customer to pay (transactionRequests,
+    the payer DFSP's quote, an OTP authorization, the transfer), as the simulator drives it."""
+
+    dfsp: str  # role or name of the simulated DFSP of the merchant, agent or ATM (the payee)
+    from_: str = msgspec.field(name="from")  # the merchant's, agent's or ATM's id at that DFSP
+    payer: str  # "TYPE/ID" of the customer asked to pay
+    amount: str
+    currency: str = "USD"
+    use_case: Literal["merchant-request", "agent-cash-out", "atm-cash-out"] = "merchant-request"
+    authentication: Literal["OTP", "none"] = "OTP"
+    otp: str = "phone"  # "phone": typed from the customer's phone; "cancel": the POS cancels; else typed as given
+    payer_dfsp: str | None = None  # role or name of the payer's simulated DFSP, for payer_answers
+    payer_answers: Literal["approve", "decline", "ignore"] | None = None  # how the customer answers (then back to approve)
+    timeout_seconds: float | None = None  # how long the merchant's DFSP waits for the whole flow (simulator's default 30)
+
+
+class PayQr(_Step, tag="pay_qr", kw_only=True):
+    """A merchant's DFSP makes a QR code of a payment request; a customer's wallet reads it and pays."""
+
+    merchant_dfsp: str  # role or name of the merchant's simulated DFSP
+    merchant: str  # the merchant's id there
+    amount: str | None = None  # in the QR (a dynamic QR); without it, `pay` is the amount the customer types
+    currency: str = "USD"
+    reference: str | None = None
+    dfsp: str  # role or name of the paying customer's simulated DFSP
+    from_: str = msgspec.field(name="from")  # the customer's id there
+    pay: str | None = None  # the amount the customer types for a QR without one
+
+
+class BulkPay(_Step, tag="bulk_pay", kw_only=True):
+    """A business pays many people at once (bulk quotes and bulk transfers), e.g. a payroll.
+
+    `employees` creates that many new customers at each DFSP (registered in the oracle) and pays
+    each of them `amount`; `payments` lists payees that already exist. Either or both."""
+
+    dfsp: str  # role or name of the business's simulated DFSP
+    from_: str = msgspec.field(name="from")  # the business's id there
+    amount: str = "1"  # paid to each generated employee
+    currency: str = "USD"
+    employees: dict[str, int] = {}  # DFSP role or name -> how many employees to create and pay there
+    prefix: str = "2779"  # MSISDN prefix of generated employees (each DFSP gets its own block)
+    payments: list[str] = []  # "TYPE/ID=AMOUNT" of existing payees
+    reference: str | None = None
 
 
 class Admin(_Step, tag="admin", kw_only=True):
@@ -163,7 +212,7 @@ class Settle(_Step, tag="settle", kw_only=True):
     settlement: str | int | None = None  # advance, abort: the settlement id (default: this run's latest settlement)
 
 
-Step = Lookup | Quote | Transfer | Send | Admin | Request | Wait | Check | Settle
+Step = Lookup | Quote | Transfer | Send | Admin | Request | Wait | Check | Settle | RequestToPay | PayQr | BulkPay
 
 
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -373,8 +373,18 @@ class _Checker:
                 self.fail(("steps", i, field), f"{field}: {role!r} is not a role of [dfsps] (roles: {roles})")
         if isinstance(step, fmt.Transfer) and step.quote is not None and ids.get(step.quote) != "quote":
             self.fail(("steps", i, "quote"), f"quote: {step.quote!r} is not the id of an earlier quote step")
-        if isinstance(step, (fmt.Quote, fmt.Send, fmt.Transfer, fmt.Admin)):
+        if isinstance(step, (fmt.Quote, fmt.Send, fmt.Transfer, fmt.Admin, fmt.RequestToPay, fmt.PayQr, fmt.BulkPay)):
             self.check_amount(("steps", i, "amount"), step.amount, AMOUNT, "amount")
+        if isinstance(step, fmt.PayQr):
+            self.check_amount(("steps", i, "pay"), step.pay, AMOUNT, "pay")
+        if isinstance(step, fmt.BulkPay):
+            for role, count in step.employees.items():
+                if not 1 <= count <= 5000:
+                    self.fail(("steps", i, "employees", role), f"employees.{role}: {count} is not 1 to 5000")
+            if not step.employees and not step.payments:
+                self.fail(("steps", i, "employees"), "bulk_pay needs employees or payments")
+        if isinstance(step, fmt.Send) and step.use_case == "refund" and not step.refund_of:
+            self.fail(("steps", i, "use_case"), 'use_case = "refund" needs refund_of (the transactionId refunded)')
         if isinstance(step, fmt.Settle):
             self.check_settle(i, step, ids)
         for table in ("positions", "balances"):

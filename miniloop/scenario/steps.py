@@ -2,7 +2,8 @@
 
 Why one module: a step is always the same three moves (send something, wait with a bound for
 what comes back, compare with `expect`), so every kind is a short function over the same helpers
-and reads top to bottom: lookup, quote, transfer, send, admin, request, wait, check, settle. The run
+and reads top to bottom: lookup, quote, transfer, send (and the other customer flows the simulator
+drives: request_to_pay, pay_qr, bulk_pay), admin, request, wait, check, settle. The run
 (miniloop.scenario.engine) gives each function its `Run` (wire, roles, values) and the
 StepResult to fill; the function returns what later steps may refer to as ${<step id>.<path>}.
 """
@@ -140,26 +141,121 @@ async def send(run: Run, step: fmt.Send, result: StepResult) -> Results:
                              "amountType": step.amount_type}
     if step.note:
         order["note"] = run.text(step.note)
+    if step.use_case != "p2p":
+        order["useCase"] = step.use_case
+    if step.refund_of:
+        order["refundOf"] = run.text(step.refund_of)
+    if step.reason:
+        order["reason"] = run.text(step.reason)
+    return await _customer_flow(run, step, result, dfsp, "send", order, "payment")
+
+
+async def request_to_pay(run: Run, step: fmt.RequestToPay, result: StepResult) -> Results:
+    """The payee's DFSP asks; the payer's DFSP quotes, asks for the OTP, and pays."""
+    dfsp = run.name(step.dfsp)
+    order: dict[str, Any] = {"from": run.text(step.from_), "payer": run.text(step.payer), "amount": run.text(step.amount),
+                             "currency": run.text(step.currency), "useCase": step.use_case,
+                             "authentication": step.authentication, "otp": run.text(step.otp)}
+    if step.timeout_seconds is not None:
+        order["timeoutSeconds"] = step.timeout_seconds
+    if step.payer_answers is None:
+        return await _customer_flow(run, step, result, dfsp, "requestToPay", order, "request to pay")
+    if step.payer_dfsp is None:
+        raise StepFailed("payer_answers needs payer_dfsp, the payer's simulated DFSP")
+    settings = f"{run.urls['sim']}/{run.name(step.payer_dfsp)}/customers/{_party(run.text(step.payer))[1]}/settings"
+    status, answer = await run.wire.call_json("PUT", settings, {"requestToPay": step.payer_answers})
+    if status != 200:
+        raise StepFailed(f"the payer's phone could not be set to {step.payer_answers}: {status} {_error_text(answer)}")
+    result.checks.append(Check(f"the customer will {step.payer_answers} requests to pay", True))
+    try:
+        return await _customer_flow(run, step, result, dfsp, "requestToPay", order, "request to pay")
+    finally:
+        await run.wire.call_json("PUT", settings, {"requestToPay": "approve"})
+
+
+async def pay_qr(run: Run, step: fmt.PayQr, result: StepResult) -> Results:
+    """The merchant's DFSP makes the QR code (shown in the report); the customer's wallet pays it."""
+    merchant_dfsp, dfsp = run.name(step.merchant_dfsp), run.name(step.dfsp)
+    order: dict[str, Any] = {"from": run.text(step.merchant), "currency": run.text(step.currency)}
+    if step.amount:
+        order["amount"] = run.text(step.amount)
+    if step.reference:
+        order["reference"] = run.text(step.reference)
+    status, made = await run.wire.call_json("POST", f"{run.urls['sim']}/{merchant_dfsp}/qr", order)
+    if status != 200 or not isinstance(made, dict) or "payload" not in made:
+        raise StepFailed(f"{merchant_dfsp} could not make the QR code: {status} {_error_text(made) or made}")
+    result.checks.append(Check(f"{merchant_dfsp} shows a QR code", True,
+                               f"{made['payload']}\n{made.get('ascii', '')}".rstrip()))
+    payment: dict[str, Any] = {"from": run.text(step.from_), "payload": made["payload"]}
+    if step.pay:
+        payment["amount"] = run.text(step.pay)
+    answer = await _customer_flow(run, step, result, dfsp, "payQr", payment, "payment")
+    return {**answer, "qr": made}
+
+
+async def bulk_pay(run: Run, step: fmt.BulkPay, result: StepResult) -> Results:
+    """Create the employees (registered in the oracle by their DFSP), then the business pays them all."""
+    payments: list[dict[str, str]] = []
+    for block, (role, count) in enumerate(step.employees.items()):
+        where = run.name(role)
+        prefix = f"{run.text(step.prefix)}{block}{uuid.uuid4().int % 10**5:05d}"
+        status, made = await run.wire.call_json("POST", f"{run.urls['sim']}/{where}/customers/generate",
+                                                {"count": count, "prefix": prefix, "balance": "0"})
+        if status != 200 or not isinstance(made, dict) or made.get("state") != "REGISTERED":
+            raise StepFailed(f"{where} could not create {count} employees: {status} {_error_text(made) or made}")
+        result.checks.append(Check(f"{where} has {count} new employees", True,
+                                   f"MSISDN {made['first']} to {made['last']}, registered in the oracle"))
+        first, last = int(made["first"]), int(made["last"])
+        width = len(str(made["first"]))
+        payments += [{"to": f"MSISDN/{n:0{width}d}", "amount": run.text(step.amount)} for n in range(first, last + 1)]
+    for text in step.payments:
+        party, _, amount = run.text(text).partition("=")
+        if not amount:
+            raise StepFailed(f"a payment is written TYPE/ID=AMOUNT, not {text!r}")
+        payments.append({"to": party, "amount": amount})
+    order: dict[str, Any] = {"from": run.text(step.from_), "payments": payments, "currency": run.text(step.currency)}
+    if step.reference:
+        order["reference"] = run.text(step.reference)
+    answer = await _customer_flow(run, step, result, run.name(step.dfsp), "bulkPay", order, "payroll",
+                                  expected_state="COMPLETED")
+    counts = answer.get("counts") or {}
+    if counts:  # all of them, unless the step expects a PARTIAL or FAILED payroll
+        everyone = counts.get("paid") == counts.get("payments")
+        result.checks.append(Check("payments made", everyone or (step.expect.state or "COMPLETED") != "COMPLETED",
+                                   f"{counts.get('paid')} of {counts.get('payments')} paid, "
+                                   f"{(answer.get('total') or {}).get('paid')} {run.text(step.currency)} in all; "
+                                   + ", ".join(f"{b.get('payeeFsp')}: {b.get('paid')} paid ({b.get('state')})"
+                                               for b in answer.get("bulks", []))))
+    return answer
+
+
+async def _customer_flow(run: Run, step: Any, result: StepResult, dfsp: str, route: str, order: dict[str, Any],
+                         what: str, expected_state: str = "COMMITTED") -> Results:
+    """POST an order to a simulated DFSP's driving API; show its wire log; check state, error,
+    positions and balances."""
     before = await run.positions(step.expect.positions)
     balances = await run.balances(step.expect.balances)
     began = run.wire.now()
-    status, answer = await run.wire.call_json("POST", f"{run.urls['sim']}/{dfsp}/send", order)
+    status, answer = await run.wire.call_json("POST", f"{run.urls['sim']}/{dfsp}/{route}", order)
     if not isinstance(answer, dict):
         raise StepFailed(f"the simulator answered {status}: {answer}")
     for m in answer.get("messages", []):
         outgoing = m.get("direction") == "out"
         sender, receiver = (dfsp, HUB) if outgoing else (HUB, dfsp)
         note = "" if outgoing or m.get("source") in (None, "Hub") else f"from {m['source']}, through the hub"
+        if m.get("items"):
+            note = (note + "; " if note else "") + f"{m['items']} items"
         result.messages.append(Message(began + m.get("elapsedMs", 0) / 1000, sender, receiver, m.get("method", "?"),
                                        m.get("path", "?"), {}, m.get("body"), m.get("status"), note))
+    expected = step.expect.state or expected_state
     state = answer.get("state")
-    if "messages" not in answer:
-        info = answer.get("errorInformation") or {}
-        result.checks.append(_check("the simulator takes the order", False,
-                                    f"refused: {info.get('errorCode')} {info.get('errorDescription')}"))
     error = answer.get("error") or {}
-    expected = step.expect.state or "COMMITTED"
-    result.checks.append(_check(f"payment ends {expected}", state == expected,
+    if "messages" not in answer:  # the simulator refused the order itself (bad input, no such payment)
+        error, state = answer.get("errorInformation") or {}, "REFUSED"
+        if expected != "REFUSED":
+            result.checks.append(_check("the simulator takes the order", False,
+                                        f"refused: {error.get('errorCode')} {error.get('errorDescription')}"))
+    result.checks.append(_check(f"{what} ends {expected}", state == expected,
                                 f"got {state}" + (f" ({error.get('errorCode')}: {error.get('errorDescription')})"
                                                   if error else "")))
     if step.expect.error_code:
@@ -420,7 +516,8 @@ _SETTLE_ACTIONS = {"close": _close, "settle": _settle, "advance": _advance, "abo
 
 
 KINDS = {"lookup": lookup, "quote": quote, "transfer": transfer, "send": send, "admin": admin,
-         "request": request, "wait": wait, "check": check, "settle": settle}
+         "request": request, "wait": wait, "check": check, "settle": settle, "request_to_pay": request_to_pay,
+         "pay_qr": pay_qr, "bulk_pay": bulk_pay}
 
 _API_URL = {"admin": "admin", "settlement": "settlement", "als": "als_admin"}
 

@@ -52,11 +52,11 @@ def request(tx: Tx, msg: Inbound, body: QuotesPostRequest) -> None:
     currency = body.amount.currency
     payer = msg.source
     payee = msg.destination or ""
-    problem = _cannot_trade(tx, payer, currency)
+    problem = cannot_trade(tx, payer, currency)
     if problem:
         outbox.reply_error(tx, msg, error_path, FspiopError("3100", f"payer FSP {payer} {problem}"))
         return
-    problem = _cannot_trade(tx, payee, currency)
+    problem = cannot_trade(tx, payee, currency)
     if problem:
         outbox.reply_error(tx, msg, error_path, FspiopError("3201", f"payee FSP {payee} {problem}"))
         return
@@ -115,7 +115,7 @@ def relay(tx: Tx, msg: Inbound, method: str, quote_id: str, error_code: str | No
         })
 
 
-def _cannot_trade(tx: Tx, name: str, currency: str) -> str | None:
+def cannot_trade(tx: Tx, name: str, currency: str) -> str | None:
     """Why `name` cannot take part in a payment in `currency`, or None."""
     row: sqlite3.Row | None = tx.cached(("can trade", name, currency), lambda: tx.conn.execute(
         "SELECT p.is_active, a.is_active AS account_active FROM participant p LEFT JOIN account a "

@@ -15,6 +15,14 @@ durable before the DFSP gets its 202/200:
 4. get (GET /transfers/{ID}): the hub answers from the ledger.
 5. expiry: one sweeper expires what is due (3303 to the payer, and to the payee if reserved).
 
+Each step is written as its ledger part (`reserve`, `commit`, `abort_fulfil`, `abort`,
+`abort_by_payee`: states, positions, the transfer's events) and the messages it owes, so that a
+bulk transfer (miniloop.services.bulk_transfers) takes each of its individual transfers through
+the very same ledger parts and reports the outcomes in one bulk message instead. An individual
+transfer is an ordinary FSPIOP transfer linked to its bulk (transfer_fspiop.bulk_transfer_id):
+the payee cannot fulfil or reject it on its own (3100), and the sweeper expires it without
+individual callbacks, telling its bulk instead.
+
 A POSITION value above zero means the DFSP owes the scheme. Amounts are integer units of
 1/10,000 (miniloop.money). Every state goes into transfer_state_change (append-only), with
 central-ledger's internal state names; DFSPs see the API state (API_STATE).
@@ -86,22 +94,40 @@ class Transfers:
 
 
 def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
-    transfer_id = body.transfer_id
-    error_path = f"/transfers/{transfer_id}/error"
-    existing = _transfer(tx, transfer_id)
+    existing = _transfer(tx, body.transfer_id)
     if existing is not None:
         _resend_or_refuse(tx, msg, existing)
         return
+    if tx.conn.execute("SELECT 1 FROM transfer WHERE id = ?", (body.transfer_id,)).fetchone():
+        # the id of a funds-in, funds-out or settlement transfer: never a DFSP's to reuse
+        outbox.reply_error(tx, msg, f"/transfers/{body.transfer_id}/error",
+                           FspiopError("3106", "a transfer with this id and a different body exists"))
+        return
+    refusal = reserve(tx, msg, body)
+    if refusal is None:
+        outbox.forward(tx, msg, body.payee_fsp, "POST")
+    else:
+        outbox.reply_error(tx, msg, f"/transfers/{body.transfer_id}/error", refusal)
 
+
+def reserve(tx: Tx, msg: Inbound, body: TransfersPostRequest, *, payee_endpoint: str | None = "/transfers",
+            bulk_id: str | None = None) -> FspiopError | None:
+    """The ledger part of a prepare of a new transfer id: validate, check the position, reserve,
+    and record the transfer whatever happens (RESERVED, INVALID or ABORTED_REJECTED) with its
+    event. None if reserved, else why not. No message: the caller owes them.
+
+    `payee_endpoint`: the path the payee must have an endpoint for (None: checked by the caller);
+    `bulk_id`: the bulk transfer this one belongs to.
+    """
+    transfer_id = body.transfer_id
     units = money.to_units(Decimal(body.amount.amount))
     currency = body.amount.currency
-    expires_at = _utc(body.expiration)
-    problem = _prepare_problem(tx, msg, body, units, expires_at)
+    expires_at = to_utc(body.expiration)
+    problem = _prepare_problem(tx, msg, body, units, expires_at, payee_endpoint)
     if isinstance(problem, FspiopError):
-        _record_prepare(tx, msg, body, units, expires_at, None, ("INVALID", problem))
-        outbox.reply_error(tx, msg, error_path, problem)
+        _record_prepare(tx, msg, body, units, expires_at, None, ("INVALID", problem), bulk_id)
         _event(tx, transfer_id, "INVALID", body.payer_fsp, body.payee_fsp, units, currency, problem)
-        return
+        return problem
     payer, payee = problem
 
     # the position check, liquidity cover first (4001) then the Net Debit Cap (4200), and the
@@ -117,12 +143,11 @@ def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
     ).fetchone()
     if reserved is None:
         refusal = _refusal(tx, payer, units, currency)
-        _record_prepare(tx, msg, body, units, expires_at, (payer, payee), ("ABORTED_REJECTED", refusal))
-        outbox.reply_error(tx, msg, error_path, refusal)
+        _record_prepare(tx, msg, body, units, expires_at, (payer, payee), ("ABORTED_REJECTED", refusal), bulk_id)
         _event(tx, transfer_id, "ABORTED_REJECTED", body.payer_fsp, body.payee_fsp, units, currency, refusal)
-        return
+        return refusal
 
-    _record_prepare(tx, msg, body, units, expires_at, (payer, payee), ("RESERVED", None))
+    _record_prepare(tx, msg, body, units, expires_at, (payer, payee), ("RESERVED", None), bulk_id)
     record_position_change(tx, payer["position_id"], units, transfer_id, reserved)
     tx.conn.executemany(
         "INSERT INTO transfer_participant (transfer_id, account_id, role, ledger_entry_type, amount) "
@@ -130,13 +155,13 @@ def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
         [(transfer_id, payer["position_id"], "PAYER_DFSP", units),
          (transfer_id, payee["position_id"], "PAYEE_DFSP", -units)],
     )
-    outbox.forward(tx, msg, body.payee_fsp, "POST")
     _event(tx, transfer_id, "RESERVED", body.payer_fsp, body.payee_fsp, units, currency)
+    return None
 
 
 def _record_prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int, expires_at: str,
                     accounts: tuple[sqlite3.Row, sqlite3.Row] | None,
-                    outcome: tuple[str, FspiopError | None]) -> None:
+                    outcome: tuple[str, FspiopError | None], bulk_id: str | None) -> None:
     """The transfer as received, with the state its prepare ended in (and why, if refused)."""
     state, problem = outcome
     ended = problem is not None
@@ -147,12 +172,12 @@ def _record_prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int
     )
     tx.conn.execute(
         "INSERT INTO transfer_fspiop (transfer_id, payer_fsp, payee_fsp, ilp_condition, ilp_packet, expiration, "
-        "api_version, traceparent, prepare_hash, payer_account_id, payee_account_id, error_code, error_description) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "api_version, traceparent, prepare_hash, payer_account_id, payee_account_id, error_code, error_description, "
+        "bulk_transfer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (body.transfer_id, body.payer_fsp, body.payee_fsp, body.condition, body.ilp_packet, body.expiration,
          msg.version, msg.traceparent, msg.body_hash,
          accounts[0]["position_id"] if accounts else None, accounts[1]["position_id"] if accounts else None,
-         problem.code if problem else None, problem.description if problem else None),
+         problem.code if problem else None, problem.description if problem else None, bulk_id),
     )
     _history(tx, body.transfer_id, ("RECEIVED_PREPARE", None), (state, problem.description if problem else None))
 
@@ -188,7 +213,7 @@ def _resend_or_refuse(tx: Tx, msg: Inbound, existing: sqlite3.Row) -> None:
 
 
 def _prepare_problem(
-    tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int, expires_at: str
+    tx: Tx, msg: Inbound, body: TransfersPostRequest, units: int, expires_at: str, payee_endpoint: str | None
 ) -> FspiopError | tuple[sqlite3.Row, sqlite3.Row]:
     """The first rule the prepare breaks (3100; 3201 for a payee that cannot be reached), or the
     payer's and payee's accounts."""
@@ -212,7 +237,7 @@ def _prepare_problem(
         if accounts["position_id"] is None or not accounts["position_active"]:
             return FspiopError("3100", f"{role} FSP {name} has no active {body.amount.currency} position account")
         found.append(accounts)
-    if outbox.url_for(tx, body.payee_fsp, "POST", "/transfers") is None:
+    if payee_endpoint is not None and outbox.url_for(tx, body.payee_fsp, "POST", payee_endpoint) is None:
         return FspiopError("3201", f"Payee FSP {body.payee_fsp} has registered no endpoint for transfers")
     return found[0], found[1]
 
@@ -247,27 +272,15 @@ def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse)
         return
 
     if msg.destination != t["payer_fsp"]:
-        problem = FspiopError("3100", "FSPIOP-Destination header should match Payer")
-    elif t["expires_at"] <= tx.now:
-        problem = FspiopError("3303", "the fulfilment arrived after the transfer expired")
-    elif not body.fulfilment or not ilp.fulfils(body.fulfilment, t["ilp_condition"]):
-        problem = FspiopError("3100", "invalid fulfilment")
+        problem: FspiopError | None = FspiopError("3100", "FSPIOP-Destination header should match Payer")
     else:
-        problem = None
+        problem = check_fulfilment(tx, t, body.fulfilment)
     if problem is not None:
-        tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ? WHERE transfer_id = ?",
-                        (msg.body_hash, transfer_id))
-        state = "EXPIRED_RESERVED" if problem.code == "3303" else "ABORTED_ERROR"
-        received = "RECEIVED_ERROR" if state == "ABORTED_ERROR" else "RESERVED_TIMEOUT"
-        _abort(tx, t, state, problem, msg.version, msg.traceparent, payee_notice="patch" if wants_notice else "error",
-               first=(received, problem.description))
+        abort_fulfil(tx, t, problem, msg.body_hash)
+        _tell_aborted(tx, t, problem, msg.version, msg.traceparent, payee_notice="patch" if wants_notice else "error")
         return
 
-    # commit: the payer's position moved at prepare; now the payee's goes down
-    tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ?, fulfilment = ? WHERE transfer_id = ?",
-                    (msg.body_hash, body.fulfilment, transfer_id))
-    _record_states(tx, transfer_id, ("RECEIVED_FULFIL", None), ("COMMITTED", None))
-    change_position(tx, t["payee_account_id"], -t["amount"], transfer_id)
+    commit(tx, t, body.fulfilment, msg.body_hash)
     if wants_notice:
         # the payer is told COMMITTED (the body it gets differs from the payee's, as in Mojaloop);
         # the payee asked to be told the outcome: a PATCH
@@ -278,8 +291,40 @@ def fulfil(tx: Tx, msg: Inbound, transfer_id: str, body: TransfersIDPutResponse)
                            {"completedTimestamp": tx.now, "transferState": "COMMITTED"}, msg.version, msg.traceparent)
     else:
         outbox.forward(tx, msg, t["payer_fsp"], "PUT")
+
+
+def check_fulfilment(tx: Tx, t: sqlite3.Row, fulfilment: str | None) -> FspiopError | None:
+    """Why a fulfilment for the reserved transfer `t` cannot commit it (3303, 3100), or None."""
+    if t["expires_at"] <= tx.now:
+        return FspiopError("3303", "the fulfilment arrived after the transfer expired")
+    if not fulfilment or not ilp.fulfils(fulfilment, t["ilp_condition"]):
+        return FspiopError("3100", "invalid fulfilment")
+    return None
+
+
+def commit(tx: Tx, t: sqlite3.Row, fulfilment: str, fulfil_hash: str) -> None:
+    """The ledger part of a valid fulfil of the reserved transfer `t` (no message).
+
+    The payer's position moved at prepare; now the payee's goes down, the transfer joins the open
+    settlement window, and under an IMMEDIATE GROSS model it is settled at once.
+    """
+    transfer_id = t["id"]
+    tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ?, fulfilment = ? WHERE transfer_id = ?",
+                    (fulfil_hash, fulfilment, transfer_id))
+    _record_states(tx, transfer_id, ("RECEIVED_FULFIL", None), ("COMMITTED", None))
+    change_position(tx, t["payee_account_id"], -t["amount"], transfer_id)
     _event(tx, transfer_id, "COMMITTED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"])
     settle_if_immediate(tx, t)  # IMMEDIATE GROSS models settle each transfer at once
+
+
+def abort_fulfil(tx: Tx, t: sqlite3.Row, problem: FspiopError, fulfil_hash: str) -> None:
+    """The ledger part of a fulfil that failed a check (`problem`): the reserved transfer `t` ends
+    EXPIRED_RESERVED (3303) or ABORTED_ERROR, the payer's position restored (no message)."""
+    tx.conn.execute("UPDATE transfer_fspiop SET fulfil_hash = ? WHERE transfer_id = ?", (fulfil_hash, t["id"]))
+    if problem.code == "3303":
+        abort(tx, t, "EXPIRED_RESERVED", problem, first=("RESERVED_TIMEOUT", problem.description))
+    else:
+        abort(tx, t, "ABORTED_ERROR", problem, first=("RECEIVED_ERROR", problem.description))
 
 
 # ------------------------------------------------------------------------------------ 3. reject
@@ -296,16 +341,22 @@ def reject(tx: Tx, msg: Inbound, transfer_id: str, body: ErrorInformationObject)
                                FspiopError("3106", "a different error was already received for this transfer"))
         return  # an identical resend, or too late: the transfer has its outcome
     info = body.error_information
+    abort_by_payee(tx, t, info.error_code, info.error_description, msg.body_hash)
+    outbox.forward(tx, msg, t["payer_fsp"], "PUT")
+
+
+def abort_by_payee(tx: Tx, t: sqlite3.Row, error_code: str, error_description: str, error_hash: str | None) -> None:
+    """The ledger part of the payee's refusal of the reserved transfer `t`: ABORTED_ERROR with the
+    payee's error, the payer's position restored (no message)."""
+    transfer_id = t["id"]
     tx.conn.execute(
         "UPDATE transfer_fspiop SET error_hash = ?, error_code = ?, error_description = ? WHERE transfer_id = ?",
-        (msg.body_hash, info.error_code, info.error_description, transfer_id),
+        (error_hash, error_code, error_description, transfer_id),
     )
-    _record_states(tx, transfer_id, ("RECEIVED_ERROR", info.error_description),
-                   ("ABORTED_ERROR", info.error_description))
+    _record_states(tx, transfer_id, ("RECEIVED_ERROR", error_description), ("ABORTED_ERROR", error_description))
     change_position(tx, t["payer_account_id"], -t["amount"], transfer_id)
-    outbox.forward(tx, msg, t["payer_fsp"], "PUT")
     _event(tx, transfer_id, "ABORTED_ERROR", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"],
-           error_code=info.error_code)
+           error_code=error_code)
 
 
 # ------------------------------------------------------------------------------------ 4. get
@@ -335,33 +386,49 @@ def expire_due(tx: Tx, limit: int) -> int:
         (tx.now, limit),
     ).fetchall()
     expired = FspiopError("3303", "the transfer expired before it was fulfilled")
+    in_bulks: dict[str, list[str]] = {}  # bulk transfer id -> its transfers expired here
     for row in due:
         t = _transfer(tx, row["id"])
         assert t is not None
+        bulk_id = t["bulk_transfer_id"]
         if t["state"] == "RESERVED":
-            _abort(tx, t, "EXPIRED_RESERVED", expired, t["api_version"], t["traceparent"], payee_notice="error",
-                   first=("RESERVED_TIMEOUT", None))
+            abort(tx, t, "EXPIRED_RESERVED", expired, first=("RESERVED_TIMEOUT", None))
+            if bulk_id is None:
+                _tell_aborted(tx, t, expired, t["api_version"], t["traceparent"], payee_notice="error")
         else:
             _record_states(tx, t["id"], ("EXPIRED_PREPARED", expired.description), problem=expired)
-            outbox.error(tx, t["payer_fsp"], f"/transfers/{t['id']}/error", expired, t["api_version"],
-                         t["traceparent"])
             _event(tx, t["id"], "EXPIRED_PREPARED", t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], expired)
+            if bulk_id is None:
+                outbox.error(tx, t["payer_fsp"], f"/transfers/{t['id']}/error", expired, t["api_version"],
+                             t["traceparent"])
+        if bulk_id is not None:  # no individual callbacks: the bulk reports its transfers
+            in_bulks.setdefault(bulk_id, []).append(t["id"])
+    if in_bulks:
+        # imported here: bulk transfers are built on this module
+        from miniloop.services.bulk_transfers import transfers_expired
+
+        transfers_expired(tx, in_bulks, expired)
     return len(due)
 
 
 # ------------------------------------------------------------------------------------ shared steps
 
 
-def _abort(tx: Tx, t: sqlite3.Row, state: str, problem: FspiopError, version: str, traceparent: str | None,
-           *, payee_notice: str, first: tuple[str, str | None]) -> None:
-    """End a reserved transfer without paying: restore the payer's position, tell both sides.
+def abort(tx: Tx, t: sqlite3.Row, state: str, problem: FspiopError, *, first: tuple[str, str | None]) -> None:
+    """End the reserved transfer `t` without paying: restore the payer's position (no message).
 
     `first` is the state that records why (the payee's error, the timeout) before the final one.
     """
     transfer_id = t["id"]
     _record_states(tx, transfer_id, first, (state, problem.description), problem=problem)
     change_position(tx, t["payer_account_id"], -t["amount"], transfer_id)
-    path = f"/transfers/{transfer_id}"
+    _event(tx, transfer_id, state, t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], problem)
+
+
+def _tell_aborted(tx: Tx, t: sqlite3.Row, problem: FspiopError, version: str, traceparent: str | None,
+                  *, payee_notice: str) -> None:
+    """Tell both sides that `t` was aborted: the error to the payer, an error or a PATCH to the payee."""
+    path = f"/transfers/{t['id']}"
     outbox.error(tx, t["payer_fsp"], path + "/error", problem, version, traceparent)
     if payee_notice == "patch":
         outbox.hub_message(tx, t["payee_fsp"], "PATCH", path, {
@@ -370,7 +437,6 @@ def _abort(tx: Tx, t: sqlite3.Row, state: str, problem: FspiopError, version: st
         }, version, traceparent)
     else:
         outbox.error(tx, t["payee_fsp"], path + "/error", problem, version, traceparent)
-    _event(tx, transfer_id, state, t["payer_fsp"], t["payee_fsp"], t["amount"], t["currency"], problem)
 
 
 def _from_its_payee(tx: Tx, msg: Inbound, transfer_id: str) -> sqlite3.Row | None:
@@ -385,6 +451,10 @@ def _from_its_payee(tx: Tx, msg: Inbound, transfer_id: str) -> sqlite3.Row | Non
         outbox.reply_error(tx, msg, error_path, FspiopError("3208", f"transfer {transfer_id} is not known"))
     elif msg.source != t["payee_fsp"]:
         outbox.reply_error(tx, msg, error_path, FspiopError("3100", "FSPIOP-Source header should match Payee"))
+    elif t["bulk_transfer_id"] is not None:
+        bulk_id = t["bulk_transfer_id"]
+        outbox.reply_error(tx, msg, error_path, FspiopError(
+            "3100", f"this transfer belongs to bulk transfer {bulk_id}: answer with PUT /bulkTransfers/{bulk_id}"))
     else:
         return t
     return None
@@ -425,14 +495,23 @@ def _open_window(tx: Tx) -> int | None:
     return tx.cached("open settlement window", load)
 
 
+# what the steps read of a transfer (`t`); not the ILP packet: long, and never needed again
+TRANSFER_COLUMNS = (
+    "t.id, t.amount, t.currency, t.state, t.expires_at, t.completed_date, f.payer_fsp, f.payee_fsp, "
+    "f.payer_account_id, f.payee_account_id, f.ilp_condition, f.api_version, f.traceparent, f.prepare_hash, "
+    "f.fulfil_hash, f.fulfilment, f.error_hash, f.bulk_transfer_id"
+)
+_SELECT_TRANSFER = (f"SELECT {TRANSFER_COLUMNS} FROM transfer t JOIN transfer_fspiop f ON f.transfer_id = t.id "
+                    "WHERE t.id = ?")
+
+
 def _transfer(tx: Tx, transfer_id: str) -> sqlite3.Row | None:
-    return tx.conn.execute(
-        "SELECT t.id, t.amount, t.currency, t.state, t.expires_at, t.completed_date, f.payer_fsp, f.payee_fsp, "
-        "f.payer_account_id, f.payee_account_id, f.ilp_condition, f.api_version, f.traceparent, f.prepare_hash, "
-        "f.fulfil_hash, f.fulfilment, f.error_hash "  # not the ILP packet: long, and never needed again
-        "FROM transfer t JOIN transfer_fspiop f ON f.transfer_id = t.id WHERE t.id = ?",
-        (transfer_id,),
-    ).fetchone()
+    return tx.conn.execute(_SELECT_TRANSFER, (transfer_id,)).fetchone()
+
+
+def transfer_exists(tx: Tx, transfer_id: str) -> bool:
+    """Whether any transfer (of any kind) has this id."""
+    return tx.conn.execute("SELECT 1 FROM transfer WHERE id = ?", (transfer_id,)).fetchone() is not None
 
 
 def _accounts(tx: Tx, name: str, currency: str) -> sqlite3.Row | None:
@@ -457,7 +536,7 @@ def _state_body(t: sqlite3.Row) -> dict[str, Any]:
     return body
 
 
-def _utc(value: str) -> str:
+def to_utc(value: str) -> str:
     """An FSPIOP DateTime as UTC text with milliseconds, so times compare as strings."""
     if len(value) == 24 and value[-1] == "Z" and value[19] == ".":  # already so, as most DFSPs send it
         return value

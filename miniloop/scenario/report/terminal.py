@@ -143,6 +143,8 @@ def summary_table(run: RunResult) -> str:
     return "\n".join(lines)
 
 
+SHOWN_KINDS = ("settle", "pay_qr", "bulk_pay", "request_to_pay")  # whose passing details are always shown
+
 class TerminalProgress:
     """Prints a run as the engine carries it out: the cast, each step, each message, then a summary."""
 
@@ -202,9 +204,9 @@ class TerminalProgress:
         if result.error:
             self._print("    " + self._c(f"error: {result.error}", "red"))
         for check in result.checks:
-            # a settle step's passing checks with a detail are what a trainer came to see: the nets,
-            # the new state, the positions reset; they are shown without --verbose
-            if not check.ok or self.verbose or (result.kind == "settle" and check.detail):
+            # some kinds' passing checks with a detail are what a trainer came to see (a settlement's
+            # nets and resets, the QR code, a payroll's totals); they are shown without --verbose
+            if not check.ok or self.verbose or (result.kind in SHOWN_KINDS and check.detail):
                 detail = f": {check.detail}" if check.detail else ""
                 self._print(f"    {self._mark(check.ok)} {check.what}{detail}")
         for dev in result.deviations:
