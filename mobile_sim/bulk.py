@@ -234,14 +234,7 @@ def transfer_results(dfsp: SimDfsp, bulk: dict[str, Any]) -> tuple[list[dict[str
             results.append({"transferId": transfer_id, "errorInformation": _error(code, detail)})
             continue
         reply = bodies.fulfil(fulfilment)
-        # recorded as a single incoming transfer is: the payer's name on the text, the transaction
-        transaction = payee._transaction(dfsp, single, customer, reply["completedTimestamp"])
-        label = payee._party_name(transaction.payer) if transaction else None
-        dfsp.books.credit(transfer_id, customer, units, str(payer_fsp), dfsp.currency, reply,
-                          label=label or str(payer_fsp),
-                          transaction_id=transaction.transaction_id if transaction else None)
-        if transaction is not None:
-            dfsp.remember_transaction(transaction)
+        payee.credit(dfsp, single, customer, units, reply)  # recorded as a single incoming transfer is
         credited.append(transfer_id)
         results.append({"transferId": transfer_id, "fulfilment": fulfilment})
     return results, credited

@@ -226,16 +226,22 @@ async def answer_transfer(sim: Simulator, message: Incoming) -> None:
         await sim.reply(message, "PUT", f"/transfers/{transfer_id}/error", bodies.error(code, detail))
         return
     reply = bodies.fulfil(fulfilment)
+    credit(dfsp, transfer, customer, units, reply)
+    answer = await sim.reply(message, "PUT", f"/transfers/{transfer_id}", reply)
+    if 400 <= answer.status < 500:  # the switch refused the fulfil outright: nothing was paid
+        reverse(dfsp, transfer_id)
+
+
+def credit(dfsp: SimDfsp, transfer: dict[str, Any], customer: Customer, units: int, reply: dict[str, Any]) -> None:
+    """Credit the payee for a transfer it fulfils (single or in a bulk), and remember the
+    transaction it pays (for GET /transactions, refunds, and the text on the customer's phone)."""
     transaction = _transaction(dfsp, transfer, customer, reply["completedTimestamp"])
     label = _party_name(transaction.payer) if transaction else None
-    dfsp.books.credit(transfer_id, customer, units, str(transfer["payerFsp"]), dfsp.currency, reply,
+    dfsp.books.credit(str(transfer["transferId"]), customer, units, str(transfer["payerFsp"]), dfsp.currency, reply,
                       label=label or str(transfer["payerFsp"]),
                       transaction_id=transaction.transaction_id if transaction else None)
     if transaction is not None:
         dfsp.remember_transaction(transaction)
-    answer = await sim.reply(message, "PUT", f"/transfers/{transfer_id}", reply)
-    if 400 <= answer.status < 500:  # the switch refused the fulfil outright: nothing was paid
-        reverse(dfsp, transfer_id)
 
 
 def _transaction(dfsp: SimDfsp, transfer: dict[str, Any], customer: Customer, completed: str) -> Transaction | None:
