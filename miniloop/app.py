@@ -38,12 +38,14 @@ from miniloop.ledger import Ledger, utc_now
 from miniloop.metrics import HubMetrics
 from miniloop.notify import Notifier
 from miniloop.services.als import AccountLookup
+from miniloop.services.auth_service import AuthService, hub_is_fresh
 from miniloop.services.bulk_transfers import BulkTransfers
 from miniloop.services.directory import Directory
 from miniloop.services.oracles import Oracles
 from miniloop.services.participants import Participants
 from miniloop.services.quotes import Quotes
 from miniloop.services.requests import Requests
+from miniloop.services.thirdparty import THIRDPARTY_PARTY_TYPES, Thirdparty
 from miniloop.services.transfers import Transfers
 from mobile_sim import sim_app
 from miniloop.services.settlement_windows import SettlementWindows
@@ -114,7 +116,11 @@ class Hub:
         participants = Participants(self.ledger, self.urls["admin"])
         services = seed.Services(participants, SettlementModels(self.ledger), Oracles(self.ledger))
         await services.oracles.move_builtin(builtin_oracle)
-        if hub is not None and await seed.is_fresh(participants):
+        # the Third-party API's party types are hub services: the built-in oracle serves them
+        # unless an operator registered another (docs/thirdparty.md), on an --empty hub too
+        await services.oracles.ensure_builtin(THIRDPARTY_PARTY_TYPES, builtin_oracle)
+        # fresh: nothing beyond the Hub, and centralAuth, which the hub creates itself just below
+        if hub is not None and await hub_is_fresh(participants):
             try:
                 await seed.seed(hub, services, sim_base_url=self.urls["sim"],
                                 oracle_url=builtin_oracle)
@@ -127,19 +133,22 @@ class Hub:
 
         if hub is not None:
             await seed.refresh_endpoints(hub, participants, sim_base_url=self.urls["sim"])
+        # the hub-hosted auth-service, participant centralAuth, served on the ALS admin port
+        auth_service = AuthService(self.ledger, builtin_oracle, self.notifier.session)
+        await auth_service.ensure_participant(f"{self.urls['als_admin']}/authService")
 
         transfers = Transfers(self.ledger)
         fspiop = FspiopServices(
             self.directory, AccountLookup(self.ledger, services.oracles, builtin_oracle, self.notifier.session),
             Quotes(self.ledger), transfers, requests=Requests(self.ledger),
-            bulk_transfers=BulkTransfers(self.ledger),
+            bulk_transfers=BulkTransfers(self.ledger), thirdparty=Thirdparty(self.ledger),
         )
         health = new_health(self._health_checks)
         apps: dict[str, Sanic] = {
             "fspiop": fspiop_app(health, fspiop, self._publish),
             "admin": admin_app(participants, services.models, health),
             "settlement": settlement_app(SettlementWindows(self.ledger), Settlements(self.ledger), health),
-            "als_admin": als_admin_app(services.oracles, health),
+            "als_admin": als_admin_app(services.oracles, health, auth_service),
             "sim": sim_app(hub, self.urls["fspiop"], health),
         }
         for name, app in apps.items():

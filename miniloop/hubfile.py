@@ -35,7 +35,9 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True):
 class Dfsp(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     description: str = ""
-    kind: Literal["wallet", "bank", "merchant-bank", "agent-network"] = "wallet"
+    # "pisp": a payment initiation service (Third-party API), not an account holder: it gets the
+    # TP_CB_URL_* endpoints of a PISP and has no customers (miniloop.seed, mobile_sim.pisp)
+    kind: Literal["wallet", "bank", "merchant-bank", "agent-network", "pisp"] = "wallet"
     currency: str | None = None  # default: the hub's first currency
     net_debit_cap: str = "10000"
     funds_in: str = "10000"
@@ -122,6 +124,8 @@ def _check(hub: HubFile, where: str) -> None:
             inputs.amount(dfsp.quote_fee_fixed, f"dfsps.{dfsp.name}.quote_fee_fixed")
             if inputs.amount(dfsp.quote_fee_percent, f"dfsps.{dfsp.name}.quote_fee_percent") > 100:
                 raise inputs.malformed(f'"dfsps.{dfsp.name}.quote_fee_percent" must be at most 100')
+            if dfsp.kind == "pisp" and dfsp.customers:
+                raise inputs.malformed(f"{dfsp.name} is a PISP (kind = \"pisp\"): it holds no accounts, so it has no customers")
             for customer in dfsp.customers:
                 inputs.one_of(customer.id_type, f"dfsps.{dfsp.name}.customers.id_type", PARTY_ID_TYPES)
                 inputs.text(customer.id, f"dfsps.{dfsp.name}.customers.id", max_length=128)

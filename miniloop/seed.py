@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from miniloop.fspiop import endpoints
 from miniloop.fspiop.errors import FspiopError
-from miniloop.hubfile import HubFile
+from miniloop.hubfile import Dfsp, HubFile
 from miniloop.services.oracles import Oracles
 from miniloop.services.participants import HUB_NAME, Participants
 from miniloop.services.settlement_models import SettlementModels
@@ -61,7 +61,7 @@ async def seed(hub: HubFile, services: Services, *, sim_base_url: str, oracle_ur
             "initialPosition": 0,
         })
         base_url = dfsp.callback_url or f"{sim_base_url.rstrip('/')}/{dfsp.name}"
-        for endpoint_type, value in endpoints.for_base_url(base_url).items():
+        for endpoint_type, value in _endpoints(dfsp, base_url).items():
             await participants.add_endpoint(dfsp.name, {"type": endpoint_type, "value": value})
         settlement = next(
             a for a in await participants.accounts(dfsp.name)
@@ -89,6 +89,20 @@ async def refresh_endpoints(hub: HubFile, participants: Participants, *, sim_bas
             current = {e["type"]: e["value"] for e in await participants.endpoints(dfsp.name)}
         except FspiopError:
             continue  # not onboarded in this ledger (the file changed after seeding)
-        for endpoint_type, value in endpoints.for_base_url(f"{sim_base_url.rstrip('/')}/{dfsp.name}").items():
+        for endpoint_type, value in _endpoints(dfsp, f"{sim_base_url.rstrip('/')}/{dfsp.name}").items():
             if current.get(endpoint_type) != value:
                 await participants.add_endpoint(dfsp.name, {"type": endpoint_type, "value": value})
+
+
+def _endpoints(dfsp: Dfsp, base_url: str) -> dict[str, str]:
+    """A participant's callback endpoints: the FSPIOP set, plus the Third-party API's TP_CB_URL_*
+    set for a PISP (kind "pisp": every type but TP_CB_URL_CONSENT_REQUEST_POST, so GET /services
+    does not count it as a THIRD_PARTY_DFSP) and for every simulated DFSP (the simulators accept
+    account linking and third-party transfers, mobile_sim.tpdfsp). An outside DFSP gets the
+    FSPIOP set only: whether it speaks the Third-party API is for its operator to register."""
+    found = endpoints.for_base_url(base_url)
+    if dfsp.kind == "pisp":
+        found.update(endpoints.thirdparty_for_base_url(base_url, "pisp"))
+    elif dfsp.callback_url is None:
+        found.update(endpoints.thirdparty_for_base_url(base_url, "dfsp"))
+    return found

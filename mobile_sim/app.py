@@ -25,7 +25,13 @@ Driving API (for people, the wallet page and scenarios):
 - POST /<dfsp>/bulkPay: a business pays many people (a payroll) with bulk quotes and transfers,
   and POST /<dfsp>/customers/generate: N new customers, registered in the hub's oracle
   (mobile_sim.bulk, which also answers POST /bulkQuotes and /bulkTransfers and takes the
-  callbacks PUT /bulkQuotes/{ID}, /bulkTransfers/{ID} and /participants/{requestId}).
+  callbacks PUT /bulkQuotes/{ID}, /bulkTransfers/{ID} and /participants/{requestId});
+- the Third-party API (PISP) v1.0: its FSPIOP-style routes /accounts, /consentRequests,
+  /consents, /thirdpartyRequests/{transactions,authorizations,verifications}, /services and the
+  ALS's PUT /participants/{Type}/{ID} (mobile_sim.thirdparty); the PISP's driving routes
+  POST /<pisp>/link, /pay, /unlink and GET /<pisp>/links (mobile_sim.pisp), GET /pisps; the
+  DFSP's GET /<dfsp>/consents, POST /<dfsp>/consents/{ID}/revoke and its WEB login page
+  GET/POST /<dfsp>/tplogin/{consentRequestId} (mobile_sim.tpdfsp).
 docs/simulator.md documents every route with its body and answer.
 """
 
@@ -34,12 +40,13 @@ from __future__ import annotations
 from typing import Any
 
 from sanic import HTTPResponse, Request, Sanic
+from sanic.response import html, redirect
 
 from miniloop import hubfile
 from miniloop.api.common import json_body, new_app, reply
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim import bulk as bulk_flow
-from mobile_sim import payer, qr, rtp
+from mobile_sim import payer, pisp, qr, rtp, thirdparty, tpdfsp
 from mobile_sim import send as send_flow
 from mobile_sim.dfsp import REQUEST_TO_PAY_ANSWERS, Customer, SimDfsp, simulated
 from mobile_sim.pricing import text
@@ -70,6 +77,7 @@ def sim_app(hub: hubfile.HubFile | None, switch_url: str, health: dict[str, Any]
     _fspiop_routes(app, sim)
     _driving_routes(app, sim)
     _bulk_routes(app, sim)
+    _thirdparty_routes(app, sim)
     return app
 
 
@@ -97,7 +105,7 @@ def _take(sim: Simulator, request: Request, dfsp_name: str, resource: str, ids: 
     )
     if not sim.accept(message):
         raise FspiopError("2003", "the simulated DFSPs are busy", status=503)
-    return reply(None, 202 if request.method in ("GET", "POST") else 200)
+    return reply(None, 202 if request.method in ("GET", "POST", "DELETE") else 200)
 
 
 def _fspiop_routes(app: Sanic, sim: Simulator) -> None:
@@ -164,7 +172,7 @@ def _driving_routes(app: Sanic, sim: Simulator) -> None:
         return reply([
             {"name": d.name, "currency": d.currency, "customers": len(d.books.customers),
              "quoteFeeFixed": text(d.fees.fixed), "quoteFeePercent": text(d.fees.percent)}
-            for d in sim.dfsps.values()
+            for d in sim.dfsps.values() if d.name not in sim.pisps
         ])
 
     @app.post("/<dfsp>/send", name="sim_send")
@@ -291,3 +299,121 @@ def _bulk_routes(app: Sanic, sim: Simulator) -> None:
     async def generate(request: Request, dfsp: str) -> HTTPResponse:
         status, body = await bulk_flow.generate(sim, _dfsp(sim, dfsp), json_body(request))
         return reply(body, status)
+
+
+def _thirdparty_routes(app: Sanic, sim: Simulator) -> None:
+    """The Third-party API's routes (what the hub forwards) and its driving routes."""
+
+    def take(request: Request, name: str, is_error: bool = False) -> HTTPResponse:
+        sim.base_url = f"{request.scheme}://{request.host}"  # how the hub reaches us: for authUri, callbackUri
+        resource, ids = thirdparty.resource_of(request.path[len(name) + 1:])
+        return _take(sim, request, name, resource, ids, is_error)
+
+    for resource in ("accounts", "consentRequests", "consents", "services", "thirdpartyRequests/<kind>"):
+        _thirdparty_resource(app, resource, take)
+
+    @app.put("/<dfsp>/participants/<id_type>/<party_id>", name="sim_tp_participant_put")
+    async def participant_put(request: Request, dfsp: str, id_type: str, party_id: str) -> HTTPResponse:
+        return _take(sim, request, dfsp, "participants", (id_type, party_id))
+
+    @app.put("/<dfsp>/participants/<id_type>/<party_id>/error", name="sim_tp_participant_error")
+    async def participant_error(request: Request, dfsp: str, id_type: str, party_id: str) -> HTTPResponse:
+        return _take(sim, request, dfsp, "participants", (id_type, party_id), is_error=True)
+
+    # --- the PISP's driving API (mobile_sim.pisp)
+    def here(request: Request) -> None:
+        if not sim.base_url:
+            sim.base_url = f"{request.scheme}://{request.host}"
+
+    @app.get("/pisps", name="sim_pisps")
+    async def list_pisps(request: Request) -> HTTPResponse:
+        return reply([{"name": p.name, "links": len(p.links)} for p in sim.pisps.values()])
+
+    @app.post("/<name>/link", name="sim_pisp_link")
+    async def link(request: Request, name: str) -> HTTPResponse:
+        here(request)
+        status, body = await pisp.link(sim, name, json_body(request))
+        return reply(body, status)
+
+    @app.post("/<name>/pay", name="sim_pisp_pay")
+    async def pay(request: Request, name: str) -> HTTPResponse:
+        status, body = await pisp.pay(sim, name, json_body(request))
+        return reply(body, status)
+
+    @app.post("/<name>/unlink", name="sim_pisp_unlink")
+    async def unlink(request: Request, name: str) -> HTTPResponse:
+        status, body = await pisp.unlink(sim, name, json_body(request))
+        return reply(body, status)
+
+    @app.get("/<name>/links", name="sim_pisp_links")
+    async def links(request: Request, name: str) -> HTTPResponse:
+        return reply(pisp.links(sim, name))
+
+    @app.get("/<name>/linked", name="sim_pisp_linked")
+    async def linked(request: Request, name: str) -> HTTPResponse:
+        pisp.pisp_of(sim, name)
+        return html(f"<!doctype html><p>Back in {name}: you can close this page.</p>")
+
+    # --- the DFSP's side (mobile_sim.tpdfsp)
+    def account_holder(name: str) -> SimDfsp:
+        found = _dfsp(sim, name)
+        if found.name in sim.pisps:
+            raise FspiopError("3002", f"{name} is a PISP, not a DFSP")
+        return found
+
+    @app.get("/<dfsp>/consents", name="sim_dfsp_consents")
+    async def consents(request: Request, dfsp: str) -> HTTPResponse:
+        found = account_holder(dfsp)
+        return reply({"dfsp": found.name, "consents": [
+            c.view() for c in list(tpdfsp.state_of(found).consents.values())[::-1]]})
+
+    @app.post("/<dfsp>/consents/<consent_id>/revoke", name="sim_dfsp_revoke")
+    async def revoke(request: Request, dfsp: str, consent_id: str) -> HTTPResponse:
+        found = account_holder(dfsp)
+        consent = tpdfsp.state_of(found).consents.get(consent_id)
+        if consent is None:
+            raise FspiopError("3100", f"{found.name} has no consent {consent_id}")
+        if consent.state == "REVOKED":
+            raise FspiopError("3100", f"consent {consent_id} was already revoked at {consent.revoked_at}")
+        return reply(await tpdfsp.revoke(sim, found, consent, by=found.name))
+
+    @app.route("/<dfsp>/tplogin/<request_id>", methods=["GET", "POST"], name="sim_dfsp_login")
+    async def login(request: Request, dfsp: str, request_id: str) -> HTTPResponse:
+        found = account_holder(dfsp)
+        if request.method == "GET":
+            status, page = tpdfsp.login_page(found, request_id)
+            return html(page, status=status)
+        decision = request.form.get("decision") if request.form else None
+        if decision is None and request.body:
+            decision = json_body(request).get("decision")
+        if decision not in ("allow", "deny"):
+            raise FspiopError("3100", 'decision must be "allow" or "deny"')
+        status, location, text_ = tpdfsp.web_login(sim, found, request_id, decision)
+        if location is None:
+            return html(f"<!doctype html><p>{text_}</p>", status=status)
+        return redirect(location, status=303)
+
+
+def _thirdparty_resource(app: Sanic, resource: str, take: Any) -> None:
+    """POST /<resource>, GET/PUT/PATCH/DELETE /<resource>/{ID}, PUT /<resource>/{ID}/error."""
+    base = f"/<name>/{resource}"
+    label = resource.split("/")[0]
+
+    def kind_ok(kind: str | None) -> None:
+        if kind is not None and kind not in thirdparty.TP_KINDS:
+            raise FspiopError("3002", f"/thirdpartyRequests/{kind} is not a resource")
+
+    @app.post(base, name=f"sim_tp_{label}_post")
+    async def post(request: Request, name: str, kind: str | None = None) -> HTTPResponse:
+        kind_ok(kind)
+        return take(request, name)
+
+    @app.route(base + "/<item>", methods=["GET", "PUT", "PATCH", "DELETE"], name=f"sim_tp_{label}_item")
+    async def item(request: Request, name: str, item: str, kind: str | None = None) -> HTTPResponse:
+        kind_ok(kind)
+        return take(request, name)
+
+    @app.put(base + "/<item>/error", name=f"sim_tp_{label}_error")
+    async def error(request: Request, name: str, item: str, kind: str | None = None) -> HTTPResponse:
+        kind_ok(kind)
+        return take(request, name, is_error=True)

@@ -300,6 +300,8 @@ class SimDfsp:
     unmatched: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=UNMATCHED_MAX))
     transactions: OrderedDict[str, Transaction] = field(default_factory=OrderedDict)
     requests: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # mobile_sim.payer.PayerRequest
+    kind: str = "wallet"  # the hub file's kind; "pisp" is the simulated PISP (mobile_sim.pisp)
+    thirdparty: Any = None  # consents and third-party transfers (mobile_sim.tpdfsp.TpState)
 
     def remember_quote(self, quote_id: str, quoted: Quoted) -> None:
         self.quotes[quote_id] = quoted
@@ -334,6 +336,7 @@ class SimDfsp:
             fees=FeeRule.from_text(dfsp.quote_fee_fixed, dfsp.quote_fee_percent),
             books=Books(customers),
             secret=secret_for(dfsp.name),
+            kind=dfsp.kind,
         )
 
 

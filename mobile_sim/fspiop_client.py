@@ -4,7 +4,8 @@ Why: the simulators are ordinary FSPIOP clients reached over real HTTP, so that 
 hub sees of them (headers, versions, tracing) is what it would see of a DFSP running Mojaloop's
 SDK, and a problem in the hub's header checks shows up in the demo too.
 
-Every request carries Content-Type `...;version=1.1`, Date (IMF-fixdate), FSPIOP-Source (the
+Every request carries Content-Type `...;version=1.1` (`...thirdparty+json;version=1.0` for the
+Third-party API's resources), Date (IMF-fixdate), FSPIOP-Source (the
 DFSP), FSPIOP-URI and FSPIOP-HTTP-Method (this message's own path and method), and a W3C
 traceparent; GET and POST also carry Accept `...;version=1`. FSPIOP-Destination is sent whenever
 the sender knows it, i.e. everywhere except GET /parties, where the switch finds the owner.
@@ -25,6 +26,10 @@ from miniloop.fspiop.headers import child_traceparent, message_headers
 log = logging.getLogger(__name__)
 
 CONTENT_VERSION = "1.1"
+# The Third-party API v1.0 (PISP linking and transfers) on the same port: its resources carry
+# `application/vnd.interoperability.thirdparty+json;version=1.0` (miniloop.fspiop.headers).
+THIRDPARTY_RESOURCES = ("accounts", "consentRequests", "consents", "thirdpartyRequests", "services")
+THIRDPARTY_VERSION = "1.0"
 REQUEST_TIMEOUT_S = 10.0  # the switch answers 202/200 once the request is durable: quick
 ANSWER_MAX_BYTES = 64 * 1024  # what we read of a synchronous answer (an error body at most)
 
@@ -52,7 +57,9 @@ def resource_of(path: str) -> str:
 def request_headers(method: str, path: str, *, source: str, destination: str | None,
                     traceparent: str | None = None) -> dict[str, str]:
     """The FSPIOP headers of one outgoing request (Accept with major version 1)."""
-    return message_headers(resource_of(path), CONTENT_VERSION, source=source, destination=destination,
+    resource = resource_of(path)
+    version = THIRDPARTY_VERSION if resource in THIRDPARTY_RESOURCES else CONTENT_VERSION
+    return message_headers(resource, version, source=source, destination=destination,
                            method=method, uri=path, traceparent=child_traceparent(traceparent))
 
 

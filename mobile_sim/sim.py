@@ -17,6 +17,10 @@ a DFSP does with it, in the background:
 - bulk payments: POST /bulkQuotes and POST /bulkTransfers to the DFSP as payee -> mobile_sim.bulk;
   PUT /bulkTransfers/{ID} and its /error settle the books (mobile_sim.bulk.settle_books) before
   going to the /bulkPay flow waiting for them; the hub's final PUT to the payee ends there.
+- the Third-party API (/accounts, /consentRequests, /consents, /thirdpartyRequests/..., /services)
+  -> mobile_sim.thirdparty: to the simulated PISP (mobile_sim.pisp) or to the DFSP's third-party
+  side (mobile_sim.tpdfsp). The ALS's PUT /participants/THIRD_PARTY_LINK/{ID} goes to the
+  DFSP's linking flow waiting for it, like any callback.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobile_sim import bulk, payee, payer, rtp
+from mobile_sim import bulk, payee, payer, pisp, rtp, thirdparty
 from mobile_sim.dfsp import SimDfsp
 from mobile_sim.fspiop_client import Answer, SwitchClient
 from mobile_sim.tasks import TaskPool, Waiters
@@ -77,6 +81,13 @@ class Simulator:
         self.rtp_flows: dict[tuple[str, str], Any] = {}  # (payee DFSP, transactionRequestId) -> rtp flow
         self.payer_requests_in_flight = 0
         self.bulk = bulk.BulkState()  # bulk payments (mobile_sim.bulk)
+        # the Third-party API (mobile_sim.thirdparty): the simulated PISPs, the flows' mailboxes,
+        # and the sim port's own URL as the hub reaches it (for WEB login pages and callbackUris)
+        self.pisps = pisp.pisps_of(dfsps)
+        self.tp_mail = thirdparty.Mailboxes()
+        self.tp_flows = 0
+        self.pisp_flows = 0
+        self.base_url = ""
 
     async def start(self) -> None:
         await self.client.open()
@@ -84,6 +95,7 @@ class Simulator:
     def stopping(self) -> None:
         """Wake every /send still waiting, so the server can stop without waiting for timeouts."""
         self.waiters.cancel_all()
+        self.tp_mail.stop_all()
         rtp.stop_all(self)
 
     async def stop(self) -> None:
@@ -95,6 +107,9 @@ class Simulator:
         return self.pool.start(self.handle(message), message.what())
 
     async def handle(self, message: Incoming) -> None:
+        if message.resource.split("/", 1)[0] in thirdparty.RESOURCES:
+            await thirdparty.handle(self, message)  # the PISP or a DFSP's third-party side
+            return
         tapped = rtp.tap(self, message)
         if message.method == "GET" and message.resource == "parties":
             await payee.answer_party(self, message)

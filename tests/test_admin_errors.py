@@ -80,7 +80,7 @@ def test_participant_before_hub_accounts_exist(hubs: HubLauncher) -> None:
     r = fresh.admin.post("/participants", json={"name": "dfspa", "currency": "USD"})
     assert_error(r, 400, "3003", "Hub reconciliation account")
     assert participants(fresh) == before
-    assert [p["name"] for p in before] == ["Hub"]
+    assert [p["name"] for p in before] == ["Hub", "centralAuth"]
 
 
 def test_participant_in_a_currency_without_hub_accounts(hub: Hub) -> None:

@@ -194,7 +194,7 @@ def test_hub_file_refused_before_anything_is_written(hubs: HubLauncher, run_cli:
     assert_nothing_left(data_dir)
     if data_dir.exists():  # whatever was created, the ledger must still be fresh
         hub = hubs.start(empty=True, data_dir=data_dir)
-        assert [(p["name"], p["accounts"]) for p in hub.admin.get("/participants").json()] == [("Hub", [])]
+        assert [(p["name"], p["accounts"]) for p in hub.admin.get("/participants").json()] == [("Hub", []), ("centralAuth", [])]
 
 
 def test_failed_seed_then_reset_then_a_corrected_file(hubs: HubLauncher, run_cli: Run, tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_failed_seed_then_reset_then_a_corrected_file(hubs: HubLauncher, run_cli
         assert run_cli("reset", "--yes", "--data-dir", str(data_dir)).returncode == 0
     hub = hubs.start("--hub-file", str(hub_file), data_dir=data_dir)
     assert hub.seeded is True
-    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "okbank", "otherbank"]
+    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "okbank", "otherbank", "centralAuth"]
 
 
 def test_missing_hub_file(run_cli: Run, tmp_path: Path) -> None:
@@ -306,13 +306,13 @@ def test_settings_file_applies_without_flag_or_environment(hubs: HubLauncher, tm
     settings.write_text("empty = true\n")
     hub = hubs.start(env={"MINILOOP_CONFIG": str(settings)})
     assert hub.seeded is False
-    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub"]
+    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "centralAuth"]
 
 
 def test_flag_beats_environment(hubs: HubLauncher) -> None:
     hub = hubs.start(empty=True, env={"MINILOOP_EMPTY": "false"})
     assert hub.seeded is False
-    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub"]
+    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "centralAuth"]
 
 
 def test_port_flag_beats_environment_and_settings_file(hubs: HubLauncher, tmp_path: Path) -> None:
@@ -422,7 +422,7 @@ def test_plain_miniloop_is_miniloop_up_configured_by_the_environment(tmp_path: P
         hub.start()
         assert hub.urls["admin"] == f"http://127.0.0.1:{admin_port}"
         assert hub.seeded is False
-        assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub"]
+        assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "centralAuth"]
         assert hub.stop() == 0
     finally:
         hub.cleanup()
@@ -448,7 +448,7 @@ funds_in = "900"
 """)
     hub = hubs.start("--hub-file", str(hub_file))
     assert hub.seeded is True
-    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "dollarbank", "eurobank"]
+    assert [p["name"] for p in hub.admin.get("/participants").json()] == ["Hub", "dollarbank", "eurobank", "centralAuth"]
     hub_accounts = {(a["ledgerAccountType"], a["currency"]) for a in hub.admin.get("/participants/Hub").json()["accounts"]}
     assert {("HUB_RECONCILIATION", "USD"), ("HUB_RECONCILIATION", "EUR"),
             ("HUB_MULTILATERAL_SETTLEMENT", "USD"), ("HUB_MULTILATERAL_SETTLEMENT", "EUR")} <= hub_accounts
@@ -462,4 +462,6 @@ funds_in = "900"
     ]
     r = hub.admin.get("/participants/dollarbank/endpoints", params={"type": "FSPIOP_CALLBACK_URL_TRANSFER_PUT"})
     assert r.json()["value"] == "http://dollarbank.example:4040/fspiop/transfers/{{transferId}}"
-    assert [o["oracleIdType"] for o in hub.als.get("/oracles").json()] == ["EMAIL"]
+    # CONSENT and THIRD_PARTY_LINK are the hub's own (docs/thirdparty.md); the file asked for EMAIL
+    assert [o["oracleIdType"] for o in hub.als.get("/oracles").json()
+            if o["oracleIdType"] not in ("CONSENT", "THIRD_PARTY_LINK")] == ["EMAIL"]

@@ -29,7 +29,7 @@ def test_onboarding_sequence_on_an_empty_hub(hubs: HubLauncher) -> None:
     # --- an empty hub: only the Hub participant, without accounts, and one OPEN window
     r = admin.get("/participants")
     assert r.status_code == 200
-    assert [(p["name"], p["accounts"]) for p in r.json()] == [("Hub", [])]
+    assert [(p["name"], p["accounts"]) for p in r.json()] == [("Hub", []), ("centralAuth", [])]
     r = hub.settlement.get("settlementWindows", params={"state": "OPEN"})
     assert r.status_code == 200, r.text
     windows = r.json()
@@ -98,7 +98,7 @@ def test_onboarding_sequence_on_an_empty_hub(hubs: HubLauncher) -> None:
 
     # --- the final state
     names = [p["name"] for p in admin.get("/participants").json()]
-    assert names == ["Hub", "dfspa", "dfspb"]
+    assert names == ["Hub", "centralAuth", "dfspa", "dfspb"]
     expected_all_limits = []
     for name, plan in dfsps.items():
         participant = admin.get(f"/participants/{name}").json()
@@ -140,7 +140,8 @@ def test_onboarding_sequence_on_an_empty_hub(hubs: HubLauncher) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == expected_all_limits
 
-    oracles = als.get("/oracles").json()
+    oracles = [o for o in als.get("/oracles").json()  # CONSENT and THIRD_PARTY_LINK: the hub's own
+               if o["oracleIdType"] not in ("CONSENT", "THIRD_PARTY_LINK")]
     assert [(o["oracleIdType"], o["currency"], o["endpoint"]["value"]) for o in oracles] == [
         ("MSISDN", "USD", "http://oracle")]
     windows = hub.settlement.get("settlementWindows", params={"state": "OPEN"}).json()

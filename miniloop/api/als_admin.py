@@ -1,6 +1,8 @@
 """The account-lookup-service admin API (port 4001): which oracle serves which party id type.
 
-The built-in oracle's Oracle API is served on the same port under /oracle (miniloop.api.oracle).
+The built-in oracle's Oracle API is served on the same port under /oracle (miniloop.api.oracle),
+and the hub-hosted auth-service, participant centralAuth, under /authService
+(miniloop.api.auth_service).
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from typing import Any
 
 from sanic import HTTPResponse, Request, Sanic
 
+from miniloop.api.auth_service import auth_service_blueprint
 from miniloop.api.common import json_body, new_app, reply
 from miniloop.api.oracle import oracle_blueprint
+from miniloop.services.auth_service import AuthService
 from miniloop.services.oracles import Oracles
 
 
-def als_admin_app(oracles: Oracles, health: dict[str, Any]) -> Sanic:
+def als_admin_app(oracles: Oracles, health: dict[str, Any], auth_service: AuthService | None = None) -> Sanic:
     app = new_app("miniloop_als_admin", health)
     app.blueprint(oracle_blueprint(oracles))
+    if auth_service is not None:
+        app.blueprint(auth_service_blueprint(auth_service))
 
     @app.get("/oracles")
     async def list_oracles(request: Request) -> HTTPResponse:

@@ -3,7 +3,8 @@
 Each route is thin: check the headers (miniloop.fspiop.headers, in the specification's order),
 check that FSPIOP-Source is a registered, active participant, decode the body
 (miniloop.fspiop.models), hand the request to its service, and answer 202 (GET/POST/DELETE) or
-200 (PUT/PATCH) with no body once the service has recorded it durably. Anything that goes wrong
+200 (PUT/PATCH) with no body once the service has recorded it durably (the Third-party API's
+routes answer the code its switch file gives each one: docs/thirdparty.md). Anything that goes wrong
 later reaches the DFSP as an error callback, never as this answer.
 """
 
@@ -13,7 +14,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -25,6 +26,7 @@ from miniloop.bus import subjects
 from miniloop.fspiop import headers, models
 from miniloop.fspiop import request_models
 from miniloop.fspiop import bulk_models
+from miniloop.fspiop import thirdparty_models as tp
 from miniloop.fspiop.errors import FspiopError
 from miniloop.services.als import AccountLookup, PartyKey
 from miniloop.services.bulk_transfers import BulkTransfers
@@ -33,6 +35,7 @@ from miniloop.services.oracles import PARTY_ID_TYPES
 from miniloop.services.outbox import Inbound
 from miniloop.services.quotes import Quotes
 from miniloop.services.requests import ENTITIES, Requests
+from miniloop.services.thirdparty import Thirdparty
 from miniloop.services.transfers import Transfers
 
 _canonical = msgspec.json.Encoder()
@@ -47,6 +50,7 @@ class Services:
     transfers: Transfers
     requests: Requests  # /transactionRequests, /authorizations, /transactions, /bulkQuotes
     bulk_transfers: BulkTransfers
+    thirdparty: Thirdparty  # the Third-party API v1.0: /consentRequests, /consents, /accounts ...
 
 
 def body_hash(raw: bytes) -> str:
@@ -340,5 +344,109 @@ def fspiop_app(health: dict[str, Any], services: Services,
     add_routed("authorizations", request_models.AuthorizationsIDPutResponse)
     add_routed("transactions", request_models.TransactionsIDPutResponse)
     add_routed("bulkQuotes", request_models.BulkQuotesIDPutResponse)
+
+    # ---------------------------------------------------------------- the Third-party API v1.0 (PISPs)
+    # docs/thirdparty.md: routed by FSPIOP-Destination through the TP_CB_URL_* endpoints and not
+    # stored (miniloop.services.thirdparty), as Mojaloop's thirdparty-api-svc does, but on this
+    # port; GET /services/{ServiceType} is answered by the hub itself.
+
+    third = services.thirdparty
+
+    async def tp_inbound(request: Request, *, destination_required: bool = True) -> Inbound:
+        """`inbound` for a third-party resource: its answers are in the API's one version, 1.0."""
+        msg = await inbound(request, services, request.path.split("/", 2)[1],
+                            destination_required=destination_required)
+        return replace(msg, version=headers.THIRDPARTY_VERSIONS[0])
+
+    def add_tp(method: str, uri: str, resource: str, model: type | None, status: int, id_field: str = "") -> None:
+        """`method uri`, body `model` (None: no body), answered `status` once recorded. A POST's
+        id (where errors about it go) is its body's `id_field`, every other message's the path's."""
+
+        async def handler(request: Request, resource_id: str = "") -> HTTPResponse:
+            msg = await tp_inbound(request)
+            body = models.decode(model, msg.body) if model is not None else None
+            await third.route(msg, method, resource, getattr(body, id_field) if id_field else resource_id, body)
+            return empty(status)
+
+        name = re.sub(r"[^a-z0-9]+", "_", f"tp {method} {uri}".lower().replace("<resource_id>", "id")).strip("_")
+        app.add_route(handler, uri, methods=[method], name=name)
+
+    error = models.ErrorInformationObject
+    for method, uri, resource, model, status, id_field in (
+        # method, path, resource, body, answer (the API's), id field of a POST's body
+        ("POST", "/consentRequests", "consentRequests", tp.ConsentRequestsPostRequest, 202, "consent_request_id"),
+        ("PUT", "/consentRequests/<resource_id>", "consentRequests", tp.ConsentRequestsIDPutResponse, 202, ""),
+        ("PATCH", "/consentRequests/<resource_id>", "consentRequests", tp.ConsentRequestsIDPatchRequest, 202, ""),
+        ("PUT", "/consentRequests/<resource_id>/error", "consentRequests", error, 200, ""),
+        ("POST", "/consents", "consents", tp.ConsentsPostRequest, 202, "consent_id"),
+        ("GET", "/consents/<resource_id>", "consents", None, 202, ""),
+        ("PUT", "/consents/<resource_id>", "consents", tp.ConsentsIDPutResponse, 202, ""),
+        ("PATCH", "/consents/<resource_id>", "consents", tp.ConsentsIDPatchRequest, 200, ""),
+        ("DELETE", "/consents/<resource_id>", "consents", None, 202, ""),
+        ("PUT", "/consents/<resource_id>/error", "consents", error, 200, ""),
+        ("GET", "/accounts/<resource_id>", "accounts", None, 202, ""),
+        ("PUT", "/accounts/<resource_id>", "accounts", tp.AccountsIDPutResponse, 200, ""),
+        ("PUT", "/accounts/<resource_id>/error", "accounts", error, 200, ""),
+        ("POST", "/thirdpartyRequests/transactions", "thirdpartyRequests/transactions",
+         tp.ThirdpartyRequestsTransactionsPostRequest, 202, "transaction_request_id"),
+        ("GET", "/thirdpartyRequests/transactions/<resource_id>", "thirdpartyRequests/transactions", None, 202, ""),
+        ("PUT", "/thirdpartyRequests/transactions/<resource_id>", "thirdpartyRequests/transactions",
+         tp.ThirdpartyRequestsTransactionsIDPutResponse, 200, ""),
+        ("PATCH", "/thirdpartyRequests/transactions/<resource_id>", "thirdpartyRequests/transactions",
+         tp.ThirdpartyRequestsTransactionsIDPatchResponse, 200, ""),
+        ("PUT", "/thirdpartyRequests/transactions/<resource_id>/error", "thirdpartyRequests/transactions",
+         error, 200, ""),
+        ("POST", "/thirdpartyRequests/authorizations", "thirdpartyRequests/authorizations",
+         tp.ThirdpartyRequestsAuthorizationsPostRequest, 202, "authorization_request_id"),
+        ("PUT", "/thirdpartyRequests/authorizations/<resource_id>", "thirdpartyRequests/authorizations",
+         tp.ThirdpartyRequestsAuthorizationsIDPutResponse, 200, ""),
+        ("PUT", "/thirdpartyRequests/authorizations/<resource_id>/error", "thirdpartyRequests/authorizations",
+         error, 200, ""),
+        ("POST", "/thirdpartyRequests/verifications", "thirdpartyRequests/verifications",
+         tp.ThirdpartyRequestsVerificationsPostRequest, 202, "verification_request_id"),
+        ("PUT", "/thirdpartyRequests/verifications/<resource_id>", "thirdpartyRequests/verifications",
+         tp.ThirdpartyRequestsVerificationsIDPutResponse, 200, ""),
+        ("PUT", "/thirdpartyRequests/verifications/<resource_id>/error", "thirdpartyRequests/verifications",
+         error, 200, ""),
+    ):
+        add_tp(method, uri, resource, model, status, id_field)
+
+    async def tp_not_implemented(request: Request, resource_id: str) -> HTTPResponse:
+        """In the API, but neither Mojaloop's switch nor its endpoint types have a route for them."""
+        await tp_inbound(request)
+        raise FspiopError("2002", f"{request.method} {request.path.rsplit('/', 1)[0]}/{{ID}} is not routed by the hub")
+
+    for uri in ("/consentRequests/<resource_id>", "/thirdpartyRequests/authorizations/<resource_id>",
+                "/thirdpartyRequests/verifications/<resource_id>"):
+        app.add_route(tp_not_implemented, uri, methods=["GET"], name="tp_get_" + uri.split("/")[-2])
+
+    def service_type(value: str) -> str:
+        if value not in tp.SERVICE_TYPES:
+            raise FspiopError("3100", f"ServiceType must be one of {', '.join(tp.SERVICE_TYPES)}, not {value[:32]}")
+        return value
+
+    @app.get("/services/<type_>")
+    async def get_services(request: Request, type_: str) -> HTTPResponse:
+        """Which participants provide a service: the hub answers PUT /services/{ServiceType} itself."""
+        type_ = service_type(type_)
+        msg = await tp_inbound(request, destination_required=False)
+        await third.list_services(msg, type_)
+        return accepted()
+
+    @app.put("/services/<type_>")
+    async def put_services(request: Request, type_: str) -> HTTPResponse:
+        type_ = service_type(type_)
+        msg = await tp_inbound(request)
+        body = models.decode(tp.ServicesServiceTypePutResponse, msg.body)
+        await third.route(msg, "PUT", "services", type_, body)
+        return ok()
+
+    @app.put("/services/<type_>/error")
+    async def put_services_error(request: Request, type_: str) -> HTTPResponse:
+        type_ = service_type(type_)
+        msg = await tp_inbound(request)
+        body = models.decode(models.ErrorInformationObject, msg.body)
+        await third.route(msg, "PUT", "services", type_, body)
+        return ok()
 
     return app

@@ -52,6 +52,37 @@ def bulk_quote(bulk_quote_id: str, what: str) -> str:
     return f"{PREFIX}.bulkQuote.{bulk_quote_id}.{what}"
 
 
+def consent_request(consent_request_id: str, what: str) -> str:
+    """Third-party API: a PISP's request for a consent (account linking)."""
+    return f"{PREFIX}.consentRequest.{consent_request_id}.{what}"
+
+
+def consent(consent_id: str, what: str) -> str:
+    return f"{PREFIX}.consent.{consent_id}.{what}"
+
+
+def accounts(dfsp: str, what: str) -> str:
+    """A PISP asking a DFSP for a user's accounts; keyed by the DFSP (a user id may hold dots)."""
+    return f"{PREFIX}.accounts.{dfsp}.{what}"
+
+
+def thirdparty_transaction(transaction_request_id: str, what: str) -> str:
+    return f"{PREFIX}.thirdpartyTransaction.{transaction_request_id}.{what}"
+
+
+def thirdparty_authorization(authorization_request_id: str, what: str) -> str:
+    return f"{PREFIX}.thirdpartyAuthorization.{authorization_request_id}.{what}"
+
+
+def thirdparty_verification(verification_request_id: str, what: str) -> str:
+    return f"{PREFIX}.thirdpartyVerification.{verification_request_id}.{what}"
+
+
+def service(service_type: str, what: str) -> str:
+    """GET /services/{ServiceType}, answered by the hub."""
+    return f"{PREFIX}.service.{service_type}.{what}"
+
+
 def lookup(party_id_type: str, what: str) -> str:
     return f"{PREFIX}.lookup.{party_id_type}.{what}"
 

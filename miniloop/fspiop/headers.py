@@ -26,6 +26,13 @@ RESOURCES = (
     "participants", "parties", "quotes", "transfers", "bulkQuotes", "bulkTransfers",
     "transactionRequests", "authorizations", "transactions",
 )
+# The Third-party API v1.0 (docs/thirdparty.md) on the same port: its resources, the one version it
+# has, and the media type Mojaloop's third-party SDKs send for all of them,
+# `application/vnd.interoperability.thirdparty+json;version=1.0`. The FSPIOP-style name of the
+# resource (`...consentRequests+json`) is accepted too; the hub's own messages use `thirdparty`.
+THIRDPARTY_RESOURCES = ("accounts", "consentRequests", "consents", "thirdpartyRequests", "services")
+THIRDPARTY_VERSIONS = ("1.0",)
+THIRDPARTY_MEDIA = "thirdparty"
 # Headers a forwarded message keeps unchanged, so that an end-to-end signature still verifies.
 FORWARDED = (
     "accept", "content-type", "date", "fspiop-source", "fspiop-destination", "fspiop-signature",
@@ -37,6 +44,10 @@ _ACCEPTED = frozenset(SUPPORTED_VERSIONS) | {v.split(".")[0] for v in SUPPORTED_
 # 406 answers list what is supported, one {key: major, value: minor} pair per version.
 _VERSION_EXTENSIONS = [
     {"key": major, "value": minor} for major, minor in (v.split(".") for v in SUPPORTED_VERSIONS)
+]
+_TP_ACCEPTED = frozenset(THIRDPARTY_VERSIONS) | {v.split(".")[0] for v in THIRDPARTY_VERSIONS}
+_TP_VERSION_EXTENSIONS = [
+    {"key": major, "value": minor} for major, minor in (v.split(".") for v in THIRDPARTY_VERSIONS)
 ]
 _NEEDS_ACCEPT = frozenset({"GET", "POST", "DELETE"})
 _HAS_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -64,7 +75,7 @@ class Checked:
 
 def check(method: str, resource: str, headers: Mapping[str, str], *, destination_required: bool) -> Checked:
     """Apply the FSPIOP header rules in order; raise FspiopError for the first one broken."""
-    if resource not in RESOURCES:
+    if resource not in RESOURCES and resource not in THIRDPARTY_RESOURCES:
         raise ValueError(f"unknown FSPIOP resource {resource!r}")
     method = method.upper()
     lower = {name.lower(): value for name, value in headers.items()}
@@ -114,11 +125,19 @@ def _value(lower: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _media_name(resource: str) -> str:
+    """The name part of the resource's media type, as a pattern: a third-party resource's own
+    name or `thirdparty`."""
+    if resource in THIRDPARTY_RESOURCES:
+        return f"(?:{THIRDPARTY_MEDIA}|{re.escape(resource)})"
+    return re.escape(resource)
+
+
 @cache
 def _accept_re(resource: str) -> re.Pattern[str]:
     """One item of an Accept list: the media type, optionally with `version=N` or `N.N`."""
     return re.compile(
-        rf"application/vnd\.interoperability\.{re.escape(resource)}\+json"
+        rf"application/vnd\.interoperability\.{_media_name(resource)}\+json"
         r"(?:\s*;\s*version=([0-9]+(?:\.[0-9]+)?))?", re.IGNORECASE)
 
 
@@ -126,7 +145,7 @@ def _accept_re(resource: str) -> re.Pattern[str]:
 def _content_type_re(resource: str) -> re.Pattern[str]:
     """A Content-Type: the media type with a mandatory `version=N.N`."""
     return re.compile(
-        rf"application/vnd\.interoperability\.{re.escape(resource)}\+json"
+        rf"application/vnd\.interoperability\.{_media_name(resource)}\+json"
         r"\s*;\s*version=([0-9]+\.[0-9]+)", re.IGNORECASE)
 
 
@@ -134,16 +153,18 @@ def _content_type_re(resource: str) -> re.Pattern[str]:
 def _check_accept(resource: str, accept: str) -> None:
     """Accept: a comma-separated list of media types; at least one version must be supported."""
     pattern = _accept_re(resource)
+    thirdparty = resource in THIRDPARTY_RESOURCES
+    supported = _TP_ACCEPTED if thirdparty else _ACCEPTED
     versions = []
     for item in accept.split(","):
         match = pattern.fullmatch(item.strip())
         if match is None:
             raise FspiopError("3101", "Invalid accept header")
         versions.append(match[1])
-    if not any(version is None or version in _ACCEPTED for version in versions):
+    if not any(version is None or version in supported for version in versions):
         raise FspiopError(
             "3001", "The Client requested an unsupported version, see extension list for supported version(s).",
-            extensions=[dict(pair) for pair in _VERSION_EXTENSIONS],  # a copy: callers may edit it
+            extensions=[dict(pair) for pair in (_TP_VERSION_EXTENSIONS if thirdparty else _VERSION_EXTENSIONS)],
         )
 
 
@@ -153,10 +174,11 @@ def _content_version(resource: str, content_type: str) -> str:
     match = _content_type_re(resource).fullmatch(content_type)
     if match is None:
         raise FspiopError("3101", "Invalid content-type header")
-    if match[1] not in SUPPORTED_VERSIONS:
+    thirdparty = resource in THIRDPARTY_RESOURCES
+    if match[1] not in (THIRDPARTY_VERSIONS if thirdparty else SUPPORTED_VERSIONS):
         raise FspiopError(
             "3001", "Client supplied a protocol version which is not supported by the server (content-type)",
-            extensions=[dict(pair) for pair in _VERSION_EXTENSIONS],  # a copy: callers may edit it
+            extensions=[dict(pair) for pair in (_TP_VERSION_EXTENSIONS if thirdparty else _VERSION_EXTENSIONS)],
         )
     return match[1]
 
@@ -178,7 +200,10 @@ def _parse_imf_date(value: str) -> datetime | None:
 
 
 def media_type(resource: str, version: str) -> str:
-    """The versioned FSPIOP media type, e.g. `application/vnd.interoperability.transfers+json;version=1.1`."""
+    """The versioned FSPIOP media type, e.g. `application/vnd.interoperability.transfers+json;version=1.1`
+    (`...thirdparty+json;version=1.0` for every resource of the Third-party API)."""
+    if resource in THIRDPARTY_RESOURCES:
+        return f"application/vnd.interoperability.{THIRDPARTY_MEDIA}+json;version={version}"
     if resource not in RESOURCES:
         raise ValueError(f"unknown FSPIOP resource {resource!r}")
     return f"application/vnd.interoperability.{resource}+json;version={version}"

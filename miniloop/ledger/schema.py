@@ -359,6 +359,38 @@ MIGRATIONS: list[str] = [
     CREATE INDEX bulk_transfer_association_transfer ON bulk_transfer_association(transfer_id);
     ALTER TABLE transfer_fspiop ADD COLUMN bulk_transfer_id TEXT REFERENCES bulk_transfer(id);
     """,
+    # 7: the hub-hosted auth-service (participant centralAuth, miniloop.services.auth_service): the
+    # consents registered with it and their credentials, and the verifications it answered.
+    # A consent is never deleted: a revoked one keeps its row, status REVOKED and revoked_date.
+    """
+    CREATE TABLE consent (
+        id TEXT PRIMARY KEY,              -- consentId
+        participant TEXT NOT NULL,        -- the DFSP that registered it (FSPIOP-Source of POST /consents)
+        consent_request_id TEXT,
+        scopes TEXT NOT NULL,             -- JSON: [{"address", "actions"}], as registered
+        status TEXT NOT NULL,             -- ISSUED, REVOKED
+        credential_type TEXT NOT NULL,    -- GENERIC, FIDO
+        credential_id BLOB,               -- FIDO: the WebAuthn credential id
+        public_key BLOB NOT NULL,         -- GENERIC: DER SubjectPublicKeyInfo; FIDO: the COSE_Key (CBOR)
+        counter INTEGER NOT NULL DEFAULT 0,  -- FIDO: the authenticator's signature counter
+        challenge TEXT NOT NULL,          -- the derived challenge the credential signed
+        request_hash TEXT NOT NULL,       -- of the POST /consents body: a resend from a conflict
+        created_date TEXT NOT NULL,
+        revoked_date TEXT
+    );
+    CREATE INDEX consent_participant ON consent(participant);
+    CREATE TABLE consent_verification (
+        id TEXT PRIMARY KEY,              -- verificationRequestId
+        consent_id TEXT NOT NULL,
+        participant TEXT NOT NULL,        -- the DFSP that asked
+        signed_payload_type TEXT NOT NULL,
+        error_code TEXT,                  -- NULL: VERIFIED
+        reason TEXT,
+        request_hash TEXT NOT NULL,
+        created_date TEXT NOT NULL
+    );
+    CREATE INDEX consent_verification_consent ON consent_verification(consent_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

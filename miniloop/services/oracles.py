@@ -59,6 +59,12 @@ class Oracles:
         """
         await self.ledger.write(_move_builtin, url.rstrip("/"))
 
+    async def ensure_builtin(self, party_id_types: tuple[str, ...], url: str) -> list[str]:
+        """Register the built-in oracle at `url` as the default for each of these types that has
+        no active oracle yet (the hub's own services: CONSENT and THIRD_PARTY_LINK); the types
+        it registered."""
+        return await self.ledger.write(_ensure_builtin, party_id_types, url.rstrip("/"))
+
     async def find_party(
         self, party_id_type: str, identifier: str, sub_id: str = "", currency: str | None = None
     ) -> list[dict[str, str]]:
@@ -179,6 +185,17 @@ def _delete_oracle(tx: Tx, oracle_id: int) -> None:
     if deleted is None:
         return
     tx.emit(subjects.oracle(oracle_id, "deleted"), {"type": "oracle.deleted", "oracleId": oracle_id})
+
+
+def _ensure_builtin(tx: Tx, party_id_types: tuple[str, ...], url: str) -> list[str]:
+    added = []
+    for party_id_type in party_id_types:
+        if tx.conn.execute("SELECT 1 FROM oracle WHERE is_active = 1 AND oracle_id_type = ?",
+                           (party_id_type,)).fetchone() is None:
+            _create_oracle(tx, {"oracleIdType": party_id_type, "endpointValue": url, "endpointType": "URL",
+                                "isDefault": True})
+            added.append(party_id_type)
+    return added
 
 
 def _move_builtin(tx: Tx, url: str) -> None:

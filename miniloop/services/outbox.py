@@ -7,7 +7,10 @@ after: what is still in the outbox at the next start is sent then (miniloop.noti
 
 Addressing follows Mojaloop: the receiver registered one endpoint per type through the Admin API
 (FSPIOP_CALLBACK_URL_*); the FSPIOP path of the message says which type applies and fills the
-template's `{{...}}` values, or is appended to a base URL (quotes).
+template's `{{...}}` values, or is appended to a base URL (quotes). The Third-party API's
+TP_CB_URL_* types (docs/thirdparty.md) are templates too, but Mojaloop registers them as bare
+base URLs and appends the path; a TP_CB_URL_* value without `{{...}}` that does not already end
+with the message's path is taken as such.
 """
 
 from __future__ import annotations
@@ -98,7 +101,51 @@ def endpoint_type(method: str, path: str) -> tuple[str, dict[str, str], str]:
             verb = "GET" if method == "GET" else "PUT"
             return f"FSPIOP_CALLBACK_URL_PARTIES_{sub}{verb}{suffix}", template, ""
         return f"FSPIOP_CALLBACK_URL_PARTICIPANT_{sub}PUT{suffix}", template, ""
+    if resource in _THIRDPARTY_RESOURCES:
+        return _thirdparty_type(method, path, resource, rest, is_error)
     raise ValueError(f"no callback endpoint type for {method} {path}")
+
+
+# The Third-party API (docs/thirdparty.md): resource (with its sub-resource) -> the stem of its
+# TP_CB_URL_* types, and the name of the path's id in their templates.
+_THIRDPARTY_KINDS = {
+    "consentRequests": ("TP_CB_URL_CONSENT_REQUEST", "ID"),
+    "consents": ("TP_CB_URL_CONSENT", "ID"),
+    "accounts": ("TP_CB_URL_ACCOUNTS", "ID"),
+    "services": ("TP_CB_URL_SERVICES", "ServiceType"),
+    "thirdpartyRequests/transactions": ("TP_CB_URL_TRANSACTION_REQUEST", "ID"),
+    "thirdpartyRequests/authorizations": ("TP_CB_URL_TRANSACTION_REQUEST_AUTH", "ID"),
+    "thirdpartyRequests/verifications": ("TP_CB_URL_TRANSACTION_REQUEST_VERIFY", "ID"),
+}
+_THIRDPARTY_RESOURCES = frozenset(kind.split("/")[0] for kind in _THIRDPARTY_KINDS)
+
+
+def _thirdparty_type(method: str, path: str, resource: str, rest: list[str],
+                     is_error: bool) -> tuple[str, dict[str, str], str]:
+    """TP_CB_URL_<stem>_<verb>[_ERROR] and {ID} (or {ServiceType}) for a third-party path.
+
+    DELETE /consents/{ID} has no type of its own in Mojaloop: it goes where GET /consents/{ID}
+    goes, the consent's holder.
+    """
+    if resource == "thirdpartyRequests":
+        if not rest:
+            raise ValueError(f"no callback endpoint type for {method} {path}")
+        resource, rest = f"thirdpartyRequests/{rest[0]}", rest[1:]
+        if resource not in _THIRDPARTY_KINDS:
+            raise ValueError(f"no callback endpoint type for {method} {path}")
+    stem, id_name = _THIRDPARTY_KINDS[resource]
+    if not rest:
+        return f"{stem}_POST", {}, ""
+    if is_error:
+        return f"{stem}_PUT_ERROR", {id_name: rest[0]}, ""
+    verb = "GET" if method == "DELETE" else method
+    return f"{stem}_{verb}", {id_name: rest[0]}, ""
+
+
+def _is_template(value: str, path: str) -> bool:
+    """Whether a TP_CB_URL_* value is a full URL template (miniloop's `{base}/consents/{{ID}}`)
+    rather than Mojaloop's bare base URL that the message's path is appended to."""
+    return "{{" in value or value.rstrip("/").endswith(path.rstrip("/"))
 
 
 def endpoint(tx: Tx, participant: str, kind: str) -> str | None:
@@ -118,6 +165,8 @@ def url_for(tx: Tx, participant: str, method: str, path: str) -> str | None:
     base = endpoint(tx, participant, kind)
     if base is None:
         return None
+    if kind.startswith("TP_CB_URL_") and not _is_template(base, path):
+        return base.rstrip("/") + path
     for name, value in template.items():
         base = base.replace("{{" + name + "}}", quote(value, safe="@+-._~:"))
     return base.rstrip("/") + suffix if suffix else base
