@@ -177,7 +177,7 @@ def test_unknown_kind_lists_the_kinds(tmp_path: Path) -> None:
     assert error.line == line_of(text, "lokup")
     assert error.what == "step 1: unknown kind 'lokup' (valid kinds: " + ", ".join(loading.KINDS) + ")"
     assert loading.KINDS == ["lookup", "quote", "transfer", "send", "admin", "request", "wait", "check", "settle",
-                            "request_to_pay", "pay_qr", "bulk_pay"]
+                            "request_to_pay", "pay_qr", "bulk_pay", "pisp"]
 
 
 def test_missing_kind_points_at_the_step(tmp_path: Path) -> None:

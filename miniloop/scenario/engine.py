@@ -68,6 +68,7 @@ class Run:
         self._transfers: dict[str, str] = {}  # transfer step id -> transfer id
         self.closed_windows: list[int] = []  # settlement windows this run closed and has not settled yet
         self.settlement_id: int | None = None  # the latest settlement this run created
+        self.consent_id: str | None = None  # the latest consent a pisp link step of this run made
 
     # ---------------------------------------------------------------- the whole run
 
@@ -375,6 +376,14 @@ class Run:
                     f"({step.use_case}" + (", OTP)" if step.authentication == "OTP" else ")"))
         if isinstance(step, fmt.PayQr):
             return f"{t(step.dfsp)} customer {t(step.from_)} pays {t(step.merchant)}'s QR code"
+        if isinstance(step, fmt.Pisp):
+            if step.action == "link":
+                return f"{step.pisp} links {t(step.user or '')}'s account at {t(step.dfsp or '')} ({step.channel})"
+            if step.action == "pay":
+                return f"{step.pisp} pays {t(step.amount or '')} {t(step.currency)} to {t(step.to or '')} from the linked account"
+            if step.action == "unlink":
+                return f"{step.pisp} unlinks the account"
+            return f"{t(step.dfsp or '')} revokes the link"
         if isinstance(step, fmt.BulkPay):
             people = sum(step.employees.values()) + len(step.payments)
             return f"{t(step.dfsp)} {t(step.from_)} pays {people} people in bulk"

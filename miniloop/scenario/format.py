@@ -165,6 +165,24 @@ class BulkPay(_Step, tag="bulk_pay", kw_only=True):
     reference: str | None = None
 
 
+class Pisp(_Step, tag="pisp", kw_only=True):
+    """The simulated PISP (a budgeting app) links a user's account, pays from it, or unlinks;
+    or the DFSP revokes the link (Third-party API v1.0, through the hub)."""
+
+    action: Literal["link", "pay", "unlink", "revoke"]
+    pisp: str = "budgetapp"  # the simulated PISP's participant name
+    dfsp: str | None = None  # link: the user's DFSP (role or name); revoke: the DFSP that revokes
+    user: str | None = None  # link: the user's id (MSISDN) at that DFSP
+    channel: Literal["OTP", "WEB"] = "OTP"  # link: how the user proves it is them
+    scopes: list[str] = []  # link: the actions asked for (default: transfer and balance)
+    otp: str = "phone"  # link, OTP channel: "phone" (read from the user's phone) or typed as given
+    consent: str | None = None  # pay, unlink, revoke: the consentId (default: this run's last link)
+    to: str | None = None  # pay: "TYPE/ID" of the payee
+    amount: str | None = None  # pay
+    currency: str = "USD"
+    signature: Literal["valid", "bad", "decline"] = "valid"  # pay: how the user's app answers the challenge
+
+
 class Admin(_Step, tag="admin", kw_only=True):
     """An operator's action through the Admin API."""
 
@@ -212,7 +230,7 @@ class Settle(_Step, tag="settle", kw_only=True):
     settlement: str | int | None = None  # advance, abort: the settlement id (default: this run's latest settlement)
 
 
-Step = Lookup | Quote | Transfer | Send | Admin | Request | Wait | Check | Settle | RequestToPay | PayQr | BulkPay
+Step = Lookup | Quote | Transfer | Send | Admin | Request | Wait | Check | Settle | RequestToPay | PayQr | BulkPay | Pisp
 
 
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -229,6 +229,42 @@ async def bulk_pay(run: Run, step: fmt.BulkPay, result: StepResult) -> Results:
     return answer
 
 
+PISP_EXPECTED = {"link": "LINKED", "pay": "COMMITTED", "unlink": "REVOKED", "revoke": "REVOKED"}
+
+
+async def pisp(run: Run, step: fmt.Pisp, result: StepResult) -> Results:
+    """A third-party flow the simulated PISP (or, for revoke, the DFSP) drives through the hub."""
+    consent = run.text(step.consent) if step.consent else run.consent_id
+    if step.action == "link":
+        if not step.dfsp or not step.user:
+            raise StepFailed("a link needs dfsp and user")
+        order: dict[str, Any] = {"dfsp": run.name(step.dfsp), "userId": run.text(step.user), "channel": step.channel,
+                                 "otp": run.text(step.otp)}
+        if step.scopes:
+            order["scopes"] = step.scopes
+        answer = await _customer_flow(run, step, result, step.pisp, "link", order, "linking",
+                                      expected_state=PISP_EXPECTED["link"])
+        if answer.get("state") == "LINKED":
+            run.consent_id = answer.get("consentId")
+        return answer
+    if consent is None:
+        raise StepFailed(f"{step.action} needs a consent: no link step of this run made one, and the step names none")
+    if step.action == "pay":
+        if not step.to or not step.amount:
+            raise StepFailed("a payment needs to and amount")
+        order = {"consentId": consent, "to": run.text(step.to), "amount": run.text(step.amount),
+                 "currency": run.text(step.currency), "signature": step.signature}
+        return await _customer_flow(run, step, result, step.pisp, "pay", order, "third-party payment",
+                                    expected_state=PISP_EXPECTED["pay"])
+    if step.action == "unlink":
+        return await _customer_flow(run, step, result, step.pisp, "unlink", {"consentId": consent}, "unlinking",
+                                    expected_state=PISP_EXPECTED["unlink"])
+    if not step.dfsp:
+        raise StepFailed("revoke needs the dfsp that revokes")
+    return await _customer_flow(run, step, result, run.name(step.dfsp), f"consents/{consent}/revoke", {},
+                                "revocation", expected_state=PISP_EXPECTED["revoke"])
+
+
 async def _customer_flow(run: Run, step: Any, result: StepResult, dfsp: str, route: str, order: dict[str, Any],
                          what: str, expected_state: str = "COMMITTED") -> Results:
     """POST an order to a simulated DFSP's driving API; show its wire log; check state, error,
@@ -243,6 +279,8 @@ async def _customer_flow(run: Run, step: Any, result: StepResult, dfsp: str, rou
         outgoing = m.get("direction") == "out"
         sender, receiver = (dfsp, HUB) if outgoing else (HUB, dfsp)
         note = "" if outgoing or m.get("source") in (None, "Hub") else f"from {m['source']}, through the hub"
+        if m.get("direction") == "web":  # the user's browser at a DFSP's login page, not through the hub
+            sender, receiver, note = dfsp, str(m.get("destination") or "web page"), "the user's browser"
         if m.get("items"):
             note = (note + "; " if note else "") + f"{m['items']} items"
         result.messages.append(Message(began + m.get("elapsedMs", 0) / 1000, sender, receiver, m.get("method", "?"),
@@ -517,7 +555,7 @@ _SETTLE_ACTIONS = {"close": _close, "settle": _settle, "advance": _advance, "abo
 
 KINDS = {"lookup": lookup, "quote": quote, "transfer": transfer, "send": send, "admin": admin,
          "request": request, "wait": wait, "check": check, "settle": settle, "request_to_pay": request_to_pay,
-         "pay_qr": pay_qr, "bulk_pay": bulk_pay}
+         "pay_qr": pay_qr, "bulk_pay": bulk_pay, "pisp": pisp}
 
 _API_URL = {"admin": "admin", "settlement": "settlement", "als": "als_admin"}
 

@@ -143,7 +143,7 @@ def summary_table(run: RunResult) -> str:
     return "\n".join(lines)
 
 
-SHOWN_KINDS = ("settle", "pay_qr", "bulk_pay", "request_to_pay")  # whose passing details are always shown
+SHOWN_KINDS = ("settle", "pay_qr", "bulk_pay", "request_to_pay", "pisp")  # whose passing details are always shown
 
 class TerminalProgress:
     """Prints a run as the engine carries it out: the cast, each step, each message, then a summary."""
