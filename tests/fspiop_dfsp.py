@@ -13,6 +13,7 @@ and is shut down by `close()`, and every HTTP call has a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -31,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import nats
 
 from miniloop.fspiop.endpoints import for_base_url
 
@@ -567,3 +569,35 @@ class Scene:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"transfer {transfer_id} is {seen}, not {state}, after {timeout} s")
             time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- events on NATS
+
+EVENT_TIMEOUT_S = 10.0
+
+
+def watch_events(nats_url: str, subjects: str | list[str], wanted: int, act: Callable[[], None]) -> list[dict[str, Any]]:
+    """The first `wanted` events on `subjects` (NATS subjects, wildcards allowed) published while
+    `act()` runs in a thread; each is its JSON body plus "subject". Bounded by EVENT_TIMEOUT_S."""
+
+    async def watch() -> list[dict[str, Any]]:
+        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            seen: list[dict[str, Any]] = []
+            done = asyncio.Event()
+
+            async def on_message(msg: Any) -> None:
+                seen.append({"subject": msg.subject, **json.loads(msg.data)})
+                if len(seen) >= wanted:
+                    done.set()
+
+            for subject in [subjects] if isinstance(subjects, str) else subjects:
+                await nc.subscribe(subject, cb=on_message)
+            await nc.flush(timeout=5)
+            await asyncio.get_running_loop().run_in_executor(None, act)
+            await asyncio.wait_for(done.wait(), EVENT_TIMEOUT_S)
+            return seen
+        finally:
+            await nc.close()
+
+    return asyncio.run(watch())

@@ -11,7 +11,6 @@ with `cryptography` and python-fido2's data structures.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -21,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import nats
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -34,7 +32,7 @@ from fido2.webauthn import (
     AuthenticatorData,
     CollectedClientData,
 )
-from fspiop_dfsp import Received, Scene, TestDfsps, new_id, sync_error
+from fspiop_dfsp import watch_events, Received, Scene, TestDfsps, new_id, sync_error
 from test_external_oracle import Oracle
 
 from miniloop.fspiop.endpoints import thirdparty_for_base_url
@@ -44,7 +42,6 @@ from miniloop.thirdparty.credentials import CredentialError
 CENTRAL_AUTH = "centralAuth"
 TP = {"resource": "thirdparty", "version": "1.0"}  # the headers Mojaloop's third-party SDKs send
 TP_CONTENT_TYPE = "application/vnd.interoperability.thirdparty+json;version=1.0"
-EVENT_TIMEOUT_S = 10.0
 
 
 def b64(data: bytes) -> str:
@@ -582,9 +579,9 @@ def test_events_tell_the_story_without_secrets(scene: Scene) -> None:
         send(scene, "DELETE", f"/consents/{consent_id}", dfsp)
         scene.dfsps.wait_for(dfsp, "PATCH", f"/consents/{consent_id}", since=mark, exact=True)
 
-    events = asyncio.run(_watch(scene.hub.urls["nats"], [
+    events = watch_events(scene.hub.urls["nats"], [
         f"ml.event.consent.{consent_id}.verified", f"ml.event.consent.{consent_id}.revoked",
-        f"ml.event.thirdpartyVerification.{request_id}.verified"], 3, act))
+        f"ml.event.thirdpartyVerification.{request_id}.verified"], 3, act)
     by_type = {e["type"]: e for e in events}
     assert set(by_type) == {"consent.verified", "consent.revoked", "thirdpartyVerification.verified"}
     assert by_type["consent.verified"]["credentialType"] == "GENERIC"
@@ -596,23 +593,3 @@ def test_events_tell_the_story_without_secrets(scene: Scene) -> None:
         assert secret not in text
 
 
-async def _watch(nats_url: str, subjects: list[str], wanted: int, act: Callable[[], None]) -> list[dict[str, Any]]:
-    """The first `wanted` events on `subjects` published while `act()` runs (bounded)."""
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    try:
-        seen: list[dict[str, Any]] = []
-        done = asyncio.Event()
-
-        async def on_message(msg: Any) -> None:
-            seen.append({"subject": msg.subject, **json.loads(msg.data)})
-            if len(seen) >= wanted:
-                done.set()
-
-        for subject in subjects:
-            await nc.subscribe(subject, cb=on_message)
-        await nc.flush(timeout=5)
-        await asyncio.get_running_loop().run_in_executor(None, act)
-        await asyncio.wait_for(done.wait(), EVENT_TIMEOUT_S)
-        return seen
-    finally:
-        await nc.close()

@@ -12,16 +12,13 @@ ledger check (miniloop.ledger.check) must find nothing wrong.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import nats
 from fspiop_dfsp import (
     HUB,
     Received,
@@ -34,6 +31,7 @@ from fspiop_dfsp import (
     in_seconds,
     new_id,
     now_iso,
+    watch_events,
 )
 
 from miniloop.ledger.check import check_ledger
@@ -41,7 +39,6 @@ from miniloop.ledger.store import DB_FILE
 
 EXPIRY_WAIT_S = 12.0  # expiration = now + 2 s, the sweeper runs every 0.2 s, callbacks take a moment
 BIG_BULK_TIMEOUT_S = 30.0
-EVENT_TIMEOUT_S = 10.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -162,27 +159,6 @@ def transfer_messages(scene: Scene, *dfsps: str, since: dict[str, int] | None = 
     return [r for d in dfsps for r in scene.dfsps.received(d)[(since or {}).get(d, 0):] if r.path.startswith("/transfers")]
 
 
-async def _watch(nats_url: str, subject: str, wanted: int, act: Callable[[], None]) -> list[dict[str, Any]]:
-    """The first `wanted` events on `subject` published while `act()` runs (bounded)."""
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    try:
-        seen: list[dict[str, Any]] = []
-        done = asyncio.Event()
-
-        async def on_message(msg: Any) -> None:
-            seen.append({"subject": msg.subject, **json.loads(msg.data)})
-            if len(seen) >= wanted:
-                done.set()
-
-        await nc.subscribe(subject, cb=on_message)
-        await nc.flush(timeout=5)
-        await asyncio.get_running_loop().run_in_executor(None, act)
-        await asyncio.wait_for(done.wait(), EVENT_TIMEOUT_S)
-        return seen
-    finally:
-        await nc.close()
-
-
 # --------------------------------------------------------------------------- the happy path
 
 
@@ -203,7 +179,7 @@ def test_a_bulk_of_three_commits_and_both_sides_get_the_fulfilments(scene: Scene
         assert_positions(scene, {bulk.payer: "30", bulk.payee: "0"})
         finals.append(answer(scene, bulk, bulk.fulfilled()))
 
-    events = asyncio.run(_watch(scene.hub.urls["nats"], f"ml.event.bulkTransfer.{bulk.bulk_id}.>", 2, act))
+    events = watch_events(scene.hub.urls["nats"], f"ml.event.bulkTransfer.{bulk.bulk_id}.>", 2, act)
     assert [e["subject"].rsplit(".", 1)[1] for e in events] == ["ACCEPTED", "COMPLETED"]
     assert events[0]["processingStates"] == {"ACCEPTED": 3} and events[0]["bulkTransferState"] == "ACCEPTED"
     assert events[1]["processingStates"] == {"COMPLETED": 3} and events[1]["payeeFsp"] == bulk.payee
@@ -540,7 +516,7 @@ def test_a_bulk_larger_than_one_sweep_expires_in_steps_and_completes_once(scene:
             assert final.body["bulkTransferState"] == "COMPLETED"
             assert list(error_codes(final).values()) == ["3303"] * 600
 
-    events = asyncio.run(_watch(scene.hub.urls["nats"], f"ml.event.bulkTransfer.{bulk.bulk_id}.>", 3, act))
+    events = watch_events(scene.hub.urls["nats"], f"ml.event.bulkTransfer.{bulk.bulk_id}.>", 3, act)
     assert [(e["state"], e["bulkTransferState"]) for e in events] == [
         ("ACCEPTED", "ACCEPTED"), ("EXPIRING", "PROCESSING"), ("COMPLETED", "COMPLETED")]
     between = events[1]["processingStates"]

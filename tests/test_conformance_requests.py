@@ -10,7 +10,6 @@ can act on: 3201 as a callback when the other side cannot be reached, 1001 when 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import secrets
@@ -18,7 +17,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import nats
 import pytest
 from fspiop_dfsp import (
     Received,
@@ -34,9 +32,9 @@ from fspiop_dfsp import (
     now_iso,
     party,
     sync_error,
+    watch_events,
 )
 
-EVENT_TIMEOUT_S = 10.0
 
 
 # --------------------------------------------------------------------------- bodies
@@ -564,28 +562,6 @@ def test_authorization_query_is_checked(scene: Scene, query: str, code: str, nam
 # --------------------------------------------------------------------------- events
 
 
-async def _watch(nats_url: str, subjects: list[str], wanted: int, act: Callable[[], None]) -> list[dict[str, Any]]:
-    """The first `wanted` events on `subjects` published while `act()` runs (bounded)."""
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    try:
-        seen: list[dict[str, Any]] = []
-        done = asyncio.Event()
-
-        async def on_message(msg: Any) -> None:
-            seen.append({"subject": msg.subject, **json.loads(msg.data)})
-            if len(seen) >= wanted:
-                done.set()
-
-        for subject in subjects:
-            await nc.subscribe(subject, cb=on_message)
-        await nc.flush(timeout=5)
-        await asyncio.get_running_loop().run_in_executor(None, act)
-        await asyncio.wait_for(done.wait(), EVENT_TIMEOUT_S)
-        return seen
-    finally:
-        await nc.close()
-
-
 def test_a_payee_initiated_payment_publishes_its_steps(scene: Scene) -> None:
     """The steps of a merchant payment are announced on NATS, in order, without the OTP: the
     request to pay, the payer's answer, the authorization asked and answered, the transaction's
@@ -608,9 +584,9 @@ def test_a_payee_initiated_payment_publishes_its_steps(scene: Scene) -> None:
              {"transactionState": "COMPLETED", "code": "Voucher1234"}, status=200)
         send(scene, "PUT", f"/transactionRequests/{request_id}/error", payer, payee, error_body("4101"), status=200)
 
-    events = asyncio.run(_watch(scene.hub.urls["nats"], [
+    events = watch_events(scene.hub.urls["nats"], [
         f"ml.event.transactionRequest.{request_id}.>", f"ml.event.authorization.{request_id}.>",
-        f"ml.event.transaction.{transaction_id}.>"], 7, act))
+        f"ml.event.transaction.{transaction_id}.>"], 7, act)
 
     assert [e["subject"] for e in events] == [
         f"ml.event.transactionRequest.{request_id}.requested",
@@ -648,7 +624,7 @@ def test_a_bulk_quote_publishes_requested_and_answered(scene: Scene) -> None:
         send(scene, "PUT", f"/bulkQuotes/{bulk_id}", payee, payer,
              {"individualQuoteResults": results, "expiration": in_seconds(60)}, status=200)
 
-    requested, answered = asyncio.run(_watch(scene.hub.urls["nats"], [f"ml.event.bulkQuote.{bulk_id}.>"], 2, act))
+    requested, answered = watch_events(scene.hub.urls["nats"], [f"ml.event.bulkQuote.{bulk_id}.>"], 2, act)
     assert requested["subject"] == f"ml.event.bulkQuote.{bulk_id}.requested"
     assert (requested["payerFsp"], requested["payeeFsp"], requested["individualQuotes"]) == (payer, payee, 3)
     assert requested["currencies"] == ["USD"]

@@ -12,7 +12,6 @@ delivered, 400 at once for a broken body or header.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
@@ -22,16 +21,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import nats
 import pytest
-from fspiop_dfsp import HUB, Received, Scene, b64url, dumps, error_body, imf_date, in_seconds, new_id, now_iso, party, \
+from fspiop_dfsp import watch_events, HUB, Received, Scene, b64url, dumps, error_body, imf_date, in_seconds, new_id, now_iso, party, \
     sync_error
 
 from miniloop.fspiop.endpoints import THIRDPARTY_PATHS, for_base_url, thirdparty_for_base_url
 
 TP = {"resource": "thirdparty", "version": "1.0"}  # the headers Mojaloop's third-party SDKs send
 TP_CONTENT_TYPE = "application/vnd.interoperability.thirdparty+json;version=1.0"
-EVENT_TIMEOUT_S = 10.0
 
 
 # --------------------------------------------------------------------------- participants
@@ -645,27 +642,6 @@ def test_register_find_and_remove_through_the_als(scene: Scene, id_type: str) ->
 # --------------------------------------------------------------------------- events
 
 
-async def _watch(nats_url: str, subjects: list[str], wanted: int, act: Callable[[], None]) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    try:
-        seen: list[dict[str, Any]] = []
-        done = asyncio.Event()
-
-        async def on_message(msg: Any) -> None:
-            seen.append({"subject": msg.subject, **json.loads(msg.data)})
-            if len(seen) >= wanted:
-                done.set()
-
-        for subject in subjects:
-            await nc.subscribe(subject, cb=on_message)
-        await nc.flush(timeout=5)
-        await asyncio.get_running_loop().run_in_executor(None, act)
-        await asyncio.wait_for(done.wait(), EVENT_TIMEOUT_S)
-        return seen
-    finally:
-        await nc.close()
-
-
 def test_account_linking_publishes_its_steps_without_secrets(scene: Scene, pisp: str, dfsp: str) -> None:
     """The steps of account linking are announced in order, and no event carries the auth token,
     the credential's key or signature."""
@@ -685,8 +661,8 @@ def test_account_linking_publishes_its_steps_without_secrets(scene: Scene, pisp:
         send(scene, "PATCH", f"/consents/{consent_id}", dfsp, pisp, {"status": "REVOKED", "revokedAt": now_iso()},
              status=200)
 
-    events = asyncio.run(_watch(scene.hub.urls["nats"], [
-        f"ml.event.consentRequest.{request_id}.>", f"ml.event.consent.{consent_id}.>"], 7, act))
+    events = watch_events(scene.hub.urls["nats"], [
+        f"ml.event.consentRequest.{request_id}.>", f"ml.event.consent.{consent_id}.>"], 7, act)
     assert [e["subject"] for e in events] == [
         f"ml.event.consentRequest.{request_id}.requested",
         f"ml.event.consentRequest.{request_id}.answered",
@@ -726,9 +702,9 @@ def test_third_party_transfer_publishes_its_steps(scene: Scene, pisp: str, dfsp:
              {"transactionRequestState": "ACCEPTED", "transactionState": "COMPLETED",
               "completedTimestamp": now_iso()}, status=200)
 
-    events = asyncio.run(_watch(scene.hub.urls["nats"], [
+    events = watch_events(scene.hub.urls["nats"], [
         f"ml.event.thirdpartyTransaction.{request_id}.>", f"ml.event.thirdpartyAuthorization.{authorization_id}.>"],
-        5, act))
+        5, act)
     assert [e["type"] for e in events] == [
         "thirdpartyTransaction.requested", "thirdpartyTransaction.answered", "thirdpartyAuthorization.requested",
         "thirdpartyAuthorization.answered", "thirdpartyTransaction.finished"]
