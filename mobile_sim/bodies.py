@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from miniloop import money
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim.dfsp import Customer
 
@@ -83,3 +84,41 @@ def error(code: str, detail: str | None = None) -> dict[str, Any]:
 def fulfil(fulfilment: str, completed: str | None = None) -> dict[str, Any]:
     """The body of the payee's PUT /transfers/{ID}: fulfilled and COMMITTED."""
     return {"fulfilment": fulfilment, "completedTimestamp": completed or timestamp(), "transferState": "COMMITTED"}
+
+
+class Refused(Exception):
+    """A request this DFSP will not take (a transaction request, a third-party request): the code
+    and detail of the error callback it answers with."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code} {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def check_amount(amount: Any, currency: str, holder: str) -> None:
+    """A requested Money object this DFSP can pay from: its currency, a positive FSPIOP amount."""
+    if not isinstance(amount, dict):
+        raise Refused("3100", "amount must be an object with amount and currency")
+    if amount.get("currency") != currency:
+        raise Refused("4103", f"{holder} holds {currency} only, not {amount.get('currency')}")
+    try:
+        value = money.parse_amount(amount.get("amount"), strict=True)
+    except money.AmountError as exc:
+        raise Refused("3100", f"amount: {exc}") from None
+    if value <= 0:
+        raise Refused("3100", "amount must be greater than 0")
+
+
+def seconds_left(expiration: Any, default_s: float, max_s: float, what: str) -> float:
+    """How long to work on a request with this `expiration` (None: `default_s`), bounded to 1 s ..
+    `max_s`; 3300 if it has expired already."""
+    if expiration is None:
+        return min(max(default_s, 1.0), max_s)
+    expires = parse_timestamp(expiration)
+    if expires is None:
+        raise Refused("3100", "expiration is not a DateTime")
+    left = (expires - datetime.now(UTC)).total_seconds()
+    if left <= 0:
+        raise Refused("3300", f"{what} expired at {expiration}")
+    return min(max(left, 1.0), max_s)

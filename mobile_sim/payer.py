@@ -42,6 +42,7 @@ from urllib.parse import urlencode
 from miniloop import money
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim import bodies, usecases
+from mobile_sim.bodies import Refused
 from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.send import MAX_TIMEOUT_S, Stop, WireFlow, _usable_quote
 
@@ -58,15 +59,6 @@ REQUESTS_IN_FLIGHT_MAX = 500  # transaction requests being worked on at once, al
 STATUS_TIMEOUT_S = 10.0  # how long GET /<dfsp>/transactionStatus waits for PUT /transactions
 API_STATE = {"RECEIVED": "RECEIVED", "PENDING": "PENDING", "ACCEPTED": "ACCEPTED", "COMPLETED": "ACCEPTED",
              "REJECTED": "REJECTED", "FAILED": "REJECTED", "EXPIRED": "REJECTED"}
-
-
-class Refused(Exception):
-    """A transaction request this DFSP will not take: the code for PUT /transactionRequests/{ID}/error."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code} {detail}")
-        self.code = code
-        self.detail = detail
 
 
 class PayerRequest(WireFlow):
@@ -280,17 +272,7 @@ def check(dfsp: SimDfsp, body: dict[str, Any]) -> tuple[Customer, float]:
     payee = body.get("payee")
     if not isinstance(payee, dict) or not isinstance(payee.get("partyIdInfo"), dict):
         raise Refused("3100", "payee must be a Party with partyIdInfo")
-    amount = body.get("amount")
-    if not isinstance(amount, dict):
-        raise Refused("3100", "amount must be an object with amount and currency")
-    if amount.get("currency") != dfsp.currency:
-        raise Refused("4103", f"{dfsp.name} holds {dfsp.currency} only, not {amount.get('currency')}")
-    try:
-        value = money.parse_amount(amount.get("amount"), strict=True)
-    except money.AmountError as exc:
-        raise Refused("3100", f"amount: {exc}") from None
-    if value <= 0:
-        raise Refused("3100", "amount must be greater than 0")
+    bodies.check_amount(body.get("amount"), dfsp.currency, dfsp.name)
     problem = usecases.check_transaction_type(body.get("transactionType"))
     if problem:
         raise Refused("3100", problem)
@@ -301,15 +283,8 @@ def check(dfsp: SimDfsp, body: dict[str, Any]) -> tuple[Customer, float]:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
         raise Refused("3100", "note must be 1 to 128 characters")
-    timeout_s = DEFAULT_REQUEST_S
-    if body.get("expiration") is not None:
-        expires = bodies.parse_timestamp(body.get("expiration"))
-        if expires is None:
-            raise Refused("3100", "expiration is not a DateTime")
-        timeout_s = (expires - datetime.now(UTC)).total_seconds()
-        if timeout_s <= 0:
-            raise Refused("3300", f"the transaction request expired at {body['expiration']}")
-    return customer, min(max(timeout_s, 1.0), MAX_TIMEOUT_S)
+    return customer, bodies.seconds_left(body.get("expiration"), DEFAULT_REQUEST_S, MAX_TIMEOUT_S,
+                                         "the transaction request")
 
 
 # --- the simulator's hook ------------------------------------------------------------------------

@@ -70,12 +70,12 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from miniloop import money
 from mobile_sim import bodies, tpcrypto, usecases
+from mobile_sim.bodies import Refused
 from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.send import MAX_TIMEOUT_S, Stop, WireFlow, _usable_quote
 from mobile_sim.thirdparty import AUTH_SERVICE, correlation_id, error, unmatched
@@ -287,12 +287,6 @@ async def _accounts(sim: Simulator, message: Incoming, user_id: str) -> None:
                         error("6205", f"{dfsp.name} has no accounts for {user_id}"))
         return
     await sim.reply(message, "PUT", f"/accounts/{user_id}", {"accountList": [_account(dfsp, customer)]})
-
-
-class Refused(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
 
 
 def _check_consent_request(dfsp: SimDfsp, body: dict[str, Any]) -> tuple[Customer, list[dict[str, Any]], str]:
@@ -545,31 +539,14 @@ def _check_transaction(dfsp: SimDfsp, pisp: str, body: dict[str, Any]) -> tuple[
         raise Refused("3100", "payee must be a Party whose partyIdInfo has the payee's fspId")
     if info["fspId"] == dfsp.name:
         raise Refused("6104", f"the payee is at {dfsp.name} itself: on-us payments do not go through the hub")
-    amount = body.get("amount")
-    if not isinstance(amount, dict):
-        raise Refused("3100", "amount must be an object with amount and currency")
-    if amount.get("currency") != dfsp.currency:
-        raise Refused("4103", f"{dfsp.name} holds {dfsp.currency} only, not {amount.get('currency')}")
-    try:
-        value = money.parse_amount(amount.get("amount"), strict=True)
-    except money.AmountError as exc:
-        raise Refused("3100", f"amount: {exc}") from None
-    if value <= 0:
-        raise Refused("3100", "amount must be greater than 0")
+    bodies.check_amount(body.get("amount"), dfsp.currency, dfsp.name)
     if body.get("amountType") not in ("SEND", "RECEIVE"):
         raise Refused("3100", "amountType must be SEND or RECEIVE")
     problem = usecases.check_transaction_type(body.get("transactionType"))
     if problem:
         raise Refused("3100", problem)
-    timeout_s = DEFAULT_REQUEST_S
-    if body.get("expiration") is not None:
-        expires = bodies.parse_timestamp(body.get("expiration"))
-        if expires is None:
-            raise Refused("3100", "expiration is not a DateTime")
-        timeout_s = (expires - datetime.now(UTC)).total_seconds()
-        if timeout_s <= 0:
-            raise Refused("3300", f"the request expired at {body['expiration']}")
-    return consent, customer, min(max(timeout_s, 1.0), MAX_TIMEOUT_S)
+    return consent, customer, bodies.seconds_left(body.get("expiration"), DEFAULT_REQUEST_S, MAX_TIMEOUT_S,
+                                                  "the request")
 
 
 async def _transaction_state(sim: Simulator, message: Incoming, request_id: str) -> None:
