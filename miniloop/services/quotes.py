@@ -52,16 +52,7 @@ def request(tx: Tx, msg: Inbound, body: QuotesPostRequest) -> None:
     currency = body.amount.currency
     payer = msg.source
     payee = msg.destination or ""
-    problem = cannot_trade(tx, payer, currency)
-    if problem:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3100", f"payer FSP {payer} {problem}"))
-        return
-    problem = cannot_trade(tx, payee, currency)
-    if problem:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3201", f"payee FSP {payee} {problem}"))
-        return
-    if not outbox.forward(tx, msg, payee, "POST", reply_error_to=error_path):
-        outbox.reply_error(tx, msg, error_path, _no_endpoint(payee))
+    if not forward_request(tx, msg, currency, error_path):
         return
     tx.conn.execute(
         "INSERT INTO quote (id, transaction_id, payer_fsp, payee_fsp, amount_type, amount, currency, request_hash, "
@@ -113,6 +104,24 @@ def relay(tx: Tx, msg: Inbound, method: str, quote_id: str, error_code: str | No
         tx.emit(subjects.quote(quote_id, "rejected"), {
             "type": "quote.rejected", "quoteId": quote_id, "by": msg.source, "errorCode": error_code,
         })
+
+
+def forward_request(tx: Tx, msg: Inbound, currency: str, error_path: str) -> bool:
+    """A quote request (single or bulk) to the payee FSP, if both FSPs can trade in `currency`
+    (3100 for the payer, 3201 for the payee) and the payee has an endpoint; else the error."""
+    payer, payee = msg.source, msg.destination or ""
+    problem = cannot_trade(tx, payer, currency)
+    if problem:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3100", f"payer FSP {payer} {problem}"))
+        return False
+    problem = cannot_trade(tx, payee, currency)
+    if problem:
+        outbox.reply_error(tx, msg, error_path, FspiopError("3201", f"payee FSP {payee} {problem}"))
+        return False
+    if not outbox.forward(tx, msg, payee, "POST", reply_error_to=error_path):
+        outbox.reply_error(tx, msg, error_path, _no_endpoint(payee))
+        return False
+    return True
 
 
 def cannot_trade(tx: Tx, name: str, currency: str) -> str | None:

@@ -43,7 +43,7 @@ from miniloop.fspiop.request_models import (
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import outbox
 from miniloop.services.outbox import Inbound
-from miniloop.services.quotes import cannot_trade
+from miniloop.services.quotes import forward_request
 
 # The resources this service routes, and the entity of their events (ml.event.<entity>.<id>.<what>).
 ENTITIES = {
@@ -99,7 +99,7 @@ class Requests:
 
 def request_transaction(tx: Tx, msg: Inbound, body: TransactionRequestsPostRequest) -> None:
     request_id = body.transaction_request_id
-    if not _route(tx, msg, "POST", f"/transactionRequests/{request_id}/error"):
+    if not forward_to_destination(tx, msg, "POST", f"/transactionRequests/{request_id}/error"):
         return
     tx.emit(subjects.transaction_request(request_id, "requested"), {
         "type": "transactionRequest.requested", "transactionRequestId": request_id,
@@ -115,16 +115,7 @@ def request_bulk_quote(tx: Tx, msg: Inbound, body: BulkQuotesPostRequest) -> Non
     error_path = f"/bulkQuotes/{bulk_quote_id}/error"
     currency = body.individual_quotes[0].amount.currency  # the quoting-service checks this one only
     payer, payee = msg.source, msg.destination or ""
-    problem = cannot_trade(tx, payer, currency)
-    if problem:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3100", f"payer FSP {payer} {problem}"))
-        return
-    problem = cannot_trade(tx, payee, currency)
-    if problem:
-        outbox.reply_error(tx, msg, error_path, FspiopError("3201", f"payee FSP {payee} {problem}"))
-        return
-    if not outbox.forward(tx, msg, payee, "POST", reply_error_to=error_path):
-        outbox.reply_error(tx, msg, error_path, _no_endpoint(payee))
+    if not forward_request(tx, msg, currency, error_path):
         return
     tx.emit(subjects.bulk_quote(bulk_quote_id, "requested"), {
         "type": "bulkQuote.requested", "bulkQuoteId": bulk_quote_id, "payerFsp": payer, "payeeFsp": payee,
@@ -135,7 +126,7 @@ def request_bulk_quote(tx: Tx, msg: Inbound, body: BulkQuotesPostRequest) -> Non
 
 
 def authorize(tx: Tx, msg: Inbound, transaction_request_id: str, query: AuthorizationsQuery) -> None:
-    if not _route(tx, msg, "GET", f"/authorizations/{transaction_request_id}/error"):
+    if not forward_to_destination(tx, msg, "GET", f"/authorizations/{transaction_request_id}/error"):
         return
     if _SUBJECT_TOKEN.fullmatch(transaction_request_id):
         tx.emit(subjects.authorization(transaction_request_id, "requested"), {
@@ -148,7 +139,7 @@ def authorize(tx: Tx, msg: Inbound, transaction_request_id: str, query: Authoriz
 
 def relay(tx: Tx, msg: Inbound, method: str, resource: str, resource_id: str, body: Body) -> None:
     error_path = f"/{resource}/{resource_id}/error"
-    if not _route(tx, msg, method, None if isinstance(body, ErrorInformationObject) else error_path):
+    if not forward_to_destination(tx, msg, method, None if isinstance(body, ErrorInformationObject) else error_path):
         return
     event = _event(resource, resource_id, msg, body)
     if event is not None and _SUBJECT_TOKEN.fullmatch(resource_id):
@@ -158,17 +149,19 @@ def relay(tx: Tx, msg: Inbound, method: str, resource: str, resource_id: str, bo
         })
 
 
-def _route(tx: Tx, msg: Inbound, method: str, error_path: str | None) -> bool:
+def forward_to_destination(tx: Tx, msg: Inbound, method: str, error_path: str | None,
+                           is_request: bool | None = None) -> bool:
     """Forward `msg` to FSPIOP-Destination if it is active and reachable; else 3201 to the sender.
 
     `error_path`: where the sender hears of a refusal, None for an error callback (dropped then).
-    A request (GET, POST) also gets 1001 there if it cannot be delivered.
+    A request (by default GET and POST) also gets 1001 there if it cannot be delivered. The
+    third-party routes (miniloop.services.thirdparty) forward the same way.
     """
     to = msg.destination or ""
     problem = _inactive(tx, to)
     if problem is None:
-        reply_error_to = error_path if method in ("GET", "POST") else None
-        if outbox.forward(tx, msg, to, method, reply_error_to=reply_error_to):
+        request = method in ("GET", "POST") if is_request is None else is_request
+        if outbox.forward(tx, msg, to, method, reply_error_to=error_path if request else None):
             return True
         problem = _no_endpoint(to)
     if error_path is not None:

@@ -28,12 +28,12 @@ from typing import Any
 
 from miniloop.bus import subjects
 from miniloop.fspiop import thirdparty_models as tp
-from miniloop.fspiop.errors import FspiopError
 from miniloop.fspiop.models import ErrorInformationObject
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import outbox
 from miniloop.services.outbox import Inbound
 from miniloop.services.participants import HUB_NAME
+from miniloop.services.requests import forward_to_destination
 
 THIRDPARTY_PARTY_TYPES = ("CONSENT", "THIRD_PARTY_LINK")  # served by the built-in oracle by default
 AUTH_SERVICE = "centralAuth"  # the hub-hosted auth-service's participant name, as in Mojaloop
@@ -95,7 +95,7 @@ def route(tx: Tx, msg: Inbound, method: str, resource: str, resource_id: str, bo
     error_path = f"/{resource}/{resource_id}/error"
     is_error = isinstance(body, ErrorInformationObject)
     is_request = method in ("GET", "POST", "DELETE") or (method == "PATCH" and resource == "consentRequests")
-    if not _route(tx, msg, method, None if is_error else error_path, is_request):
+    if not forward_to_destination(tx, msg, method, None if is_error else error_path, is_request):
         return
     event = _event(resource, method, msg, body)
     if event is None:
@@ -131,34 +131,6 @@ def _providers(tx: Tx, service_type: str) -> list[str]:
         return [AUTH_SERVICE] if row is not None and row["is_active"] else []
     rows = tx.conn.execute(_PROVIDERS_SQL[service_type], (HUB_NAME, AUTH_SERVICE, PROVIDERS_MAX)).fetchall()
     return [row["name"] for row in rows]
-
-
-def _route(tx: Tx, msg: Inbound, method: str, error_path: str | None, is_request: bool) -> bool:
-    """Forward `msg` to FSPIOP-Destination if it is active and reachable; else 3201 to the sender.
-
-    `error_path`: where the sender hears of a refusal, None for an error callback (dropped then).
-    A request also gets 1001 there if it cannot be delivered.
-    """
-    to = msg.destination or ""
-    problem = _inactive(tx, to)
-    if problem is None:
-        if outbox.forward(tx, msg, to, method, reply_error_to=error_path if is_request else None):
-            return True
-        problem = FspiopError("3201", f"{to} has registered no endpoint for this message")
-    if error_path is not None:
-        outbox.reply_error(tx, msg, error_path, problem)
-    return False
-
-
-def _inactive(tx: Tx, name: str) -> FspiopError | None:
-    """3201 if `name` is not a registered, active participant."""
-    row = tx.cached(("active", name), lambda: tx.conn.execute(
-        "SELECT is_active FROM participant WHERE name = ?", (name,)).fetchone())
-    if row is None:
-        return FspiopError("3201", f"destination FSP {name} does not exist")
-    if not row["is_active"]:
-        return FspiopError("3201", f"destination FSP {name} is not active")
-    return None
 
 
 # ---------------------------------------------------------------- events
