@@ -46,13 +46,12 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from miniloop import money
-from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from miniloop.services.oracles import PARTY_ID_TYPES
 from mobile_sim import bodies, tpcrypto
 from mobile_sim.dfsp import SimDfsp
 from mobile_sim.payee import parties_path
-from mobile_sim.send import Stop, WireFlow, _bad, _error_info, _identifier, timeout_of
+from mobile_sim.send import Stop, WireFlow, _bad, _error_info, _identifier, order_amount, timeout_of
 from mobile_sim.thirdparty import correlation_id, error, unmatched
 from mobile_sim.tpdfsp import ALL_ACTIONS
 
@@ -428,16 +427,7 @@ def parse_pay(pisp: Pisp, body: dict[str, Any]) -> PayOrder:
     currency = body.get("currency", next((a.get("currency") for a in link.accounts if a.get("currency")), None))
     if not isinstance(currency, str) or len(currency) != 3:
         raise _bad("currency must be a currency code such as USD")
-    raw = body.get("amount")
-    if isinstance(raw, float):
-        raise _bad("amount must be a string such as \"10.5\" (or an integer), never a float")
-    try:
-        amount = money.parse_amount(raw)
-    except money.AmountError as exc:
-        raise _bad(f"amount: {exc}") from None
-    exponent = ilp.CURRENCY_EXPONENTS.get(currency, money.SCALE)
-    if amount <= 0 or amount != round(amount, exponent):
-        raise _bad(f"amount must be greater than 0 with at most {exponent} decimals in {currency}")
+    amount = order_amount(body.get("amount"), currency)
     amount_type = body.get("amountType", "SEND")
     if amount_type not in ("SEND", "RECEIVE"):
         raise _bad("amountType must be SEND or RECEIVE")

@@ -44,7 +44,7 @@ from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
-from mobile_sim.send import Stop, WireFlow, _bad, _error_info, _identifier, money_of, timeout_of
+from mobile_sim.send import Stop, WireFlow, _bad, _error_info, _identifier, money_of, ordering_customer, timeout_of
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -78,12 +78,7 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> RtpOrder:
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise _bad(f"{unknown[0]} is not a field of /requestToPay (fields: {', '.join(FIELDS)})")
-    from_type = body.get("fromIdType")
-    if from_type is not None and from_type not in PARTY_ID_TYPES:
-        raise _bad(f"fromIdType must be one of {', '.join(PARTY_ID_TYPES)}")
-    customer = dfsp.books.find(_identifier(body.get("from"), "from"), from_type)
-    if customer is None:
-        raise _bad(f"{body.get('from')} is not a customer of {dfsp.name}")
+    customer = ordering_customer(dfsp, body)
     payer = body.get("payer")
     if isinstance(payer, dict):
         if set(payer) - {"idType", "id"}:

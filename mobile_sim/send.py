@@ -102,17 +102,21 @@ def money_of(dfsp: SimDfsp, body: dict[str, Any]) -> tuple[str, Decimal]:
     currency = body.get("currency", dfsp.currency)
     if currency != dfsp.currency:
         raise _bad(f"{dfsp.name} holds {dfsp.currency} only, not {currency}")
-    raw_amount = body.get("amount")
-    if isinstance(raw_amount, float):
+    return currency, order_amount(body.get("amount"), currency)
+
+
+def order_amount(raw: Any, currency: str) -> Decimal:
+    """An order's amount: a string or an integer, positive, with the currency's decimals; else 3100."""
+    if isinstance(raw, float):
         raise _bad("amount must be a string such as \"10.5\" (or an integer), never a float")
     try:
-        amount = money.parse_amount(raw_amount)
+        amount = money.parse_amount(raw)
     except money.AmountError as exc:
         raise _bad(f"amount: {exc}") from None
     exponent = ilp.CURRENCY_EXPONENTS.get(currency, money.SCALE)
     if amount <= 0 or amount != round(amount, exponent):
         raise _bad(f"amount must be greater than 0 with at most {exponent} decimals in {currency}")
-    return currency, amount
+    return amount
 
 
 def timeout_of(body: dict[str, Any]) -> float:
@@ -122,17 +126,23 @@ def timeout_of(body: dict[str, Any]) -> float:
     return float(timeout_s)
 
 
-def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
-    """Check a /send body; FspiopError 3100 for bad input, 4000 when the customer cannot pay."""
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise _bad(f"{unknown[0]} is not a field of /send (fields: {', '.join(FIELDS)})")
+def ordering_customer(dfsp: SimDfsp, body: dict[str, Any]) -> Customer:
+    """The customer an order's `from` (and `fromIdType`) names at this DFSP; 3100 if none."""
     from_type = body.get("fromIdType")
     if from_type is not None and from_type not in PARTY_ID_TYPES:
         raise _bad(f"fromIdType must be one of {', '.join(PARTY_ID_TYPES)}")
     customer = dfsp.books.find(_identifier(body.get("from"), "from"), from_type)
     if customer is None:
         raise _bad(f"{body.get('from')} is not a customer of {dfsp.name}")
+    return customer
+
+
+def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
+    """Check a /send body; FspiopError 3100 for bad input, 4000 when the customer cannot pay."""
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise _bad(f"{unknown[0]} is not a field of /send (fields: {', '.join(FIELDS)})")
+    customer = ordering_customer(dfsp, body)
     use_case = body.get("useCase", "p2p")
     if use_case not in usecases.PAYER_USE_CASES:
         raise _bad(f"useCase must be one of {', '.join(usecases.PAYER_USE_CASES)}")
