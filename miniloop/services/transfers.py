@@ -94,14 +94,14 @@ class Transfers:
 
 
 def prepare(tx: Tx, msg: Inbound, body: TransfersPostRequest) -> None:
-    existing = _transfer(tx, body.transfer_id)
-    if existing is not None:
-        _resend_or_refuse(tx, msg, existing)
-        return
-    if tx.conn.execute("SELECT 1 FROM transfer WHERE id = ?", (body.transfer_id,)).fetchone():
-        # the id of a funds-in, funds-out or settlement transfer: never a DFSP's to reuse
-        outbox.reply_error(tx, msg, f"/transfers/{body.transfer_id}/error",
-                           FspiopError("3106", "a transfer with this id and a different body exists"))
+    known = tx.conn.execute("SELECT kind FROM transfer WHERE id = ?", (body.transfer_id,)).fetchone()
+    if known is not None:  # one look-up by key; a new transfer (the usual case) needs no other
+        existing = _transfer(tx, body.transfer_id) if known["kind"] == "FSPIOP" else None
+        if existing is not None:
+            _resend_or_refuse(tx, msg, existing)
+        else:  # the id of a funds-in, funds-out or settlement transfer: never a DFSP's to reuse
+            outbox.reply_error(tx, msg, f"/transfers/{body.transfer_id}/error",
+                               FspiopError("3106", "a transfer with this id and a different body exists"))
         return
     refusal = reserve(tx, msg, body)
     if refusal is None:
