@@ -23,7 +23,7 @@ from typing import Any
 
 from sanic import Sanic
 
-from miniloop import hubfile, seed
+from miniloop import hubfile, lan, seed
 from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
 from miniloop.api.common import compile_out_unused_signals, new_health, serve_metrics
@@ -48,6 +48,7 @@ from miniloop.services.requests import Requests
 from miniloop.services.thirdparty import THIRDPARTY_PARTY_TYPES, Thirdparty
 from miniloop.services.transfers import Transfers
 from mobile_sim import sim_app
+from mobile_sim.web import wallet_app
 from miniloop.services.settlement_windows import SettlementWindows
 from miniloop.services.settlements import Settlements
 from miniloop.services.settlement_models import SettlementModels
@@ -58,9 +59,11 @@ EXPIRY_SWEEP_S = 0.2  # a transfer outlives its expiration by at most about this
 RUNTIME_FILE = "hub.json"  # written when ready: pid and URLs, for tools and tests
 LOCK_FILE = "miniloop.lock"
 PORT_FLAGS = {"fspiop": "--fspiop-port", "admin": "--admin-port", "settlement": "--settlement-port",
-              "als_admin": "--als-admin-port", "sim": "--sim-port"}
+              "als_admin": "--als-admin-port", "sim": "--sim-port",
+              "wallet": "--wallet-port"}
 TITLES = {"fspiop": "FSPIOP API", "admin": "Admin API (central-ledger)", "settlement": "Settlement API v2",
-          "als_admin": "ALS admin API (oracles)", "sim": "Simulated DFSPs"}
+          "als_admin": "ALS admin API (oracles)", "sim": "Simulated DFSPs",
+          "wallet": "Wallet simulator (browser)"}
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Hub:
     _sockets: dict[str, socket.socket] = field(default_factory=dict)
     _servers: list[Any] = field(default_factory=list)
     seeded: bool = False
+    join_url: str | None = None  # what phones on the LAN open to join a workshop (docs/workshop.md)
     _wrote_runtime_file: bool = False
 
     async def start(self) -> None:
@@ -144,12 +148,17 @@ class Hub:
             bulk_transfers=BulkTransfers(self.ledger), thirdparty=Thirdparty(self.ledger),
         )
         health = new_health(self._health_checks)
+        join_host = lan.join_host(settings.host)
+        if join_host is not None:
+            self.join_url = f"http://{join_host}:{self._sockets['wallet'].getsockname()[1]}/join"
+        sim = sim_app(hub, self.urls["fspiop"], health)
         apps: dict[str, Sanic] = {
             "fspiop": fspiop_app(health, fspiop, self._publish),
             "admin": admin_app(participants, services.models, health),
             "settlement": settlement_app(SettlementWindows(self.ledger), Settlements(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health, auth_service),
-            "sim": sim_app(hub, self.urls["fspiop"], health),
+            "sim": sim,
+            "wallet": wallet_app(getattr(sim.ctx, "sim", None), self.urls, health, self.join_url),
         }
         for name, app in apps.items():
             serve_metrics(app, name, self.metrics)
@@ -208,7 +217,7 @@ class Hub:
         return data_dir
 
     def _write_runtime_file(self, data_dir: Path) -> None:
-        info = {"pid": os.getpid(), "urls": self.urls, "seeded": self.seeded}
+        info = {"pid": os.getpid(), "urls": self.urls, "seeded": self.seeded, "joinUrl": self.join_url}
         tmp = data_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(data_dir / RUNTIME_FILE)

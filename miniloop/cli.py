@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--nats-url", help="use this NATS server instead of starting one")
     for name, default in (("fspiop", 3000), ("admin", 3001), ("settlement", 3007), ("als-admin", 4001),
-                          ("sim", 3090)):
+                          ("sim", 3090), ("wallet", 3080)):
         up.add_argument(f"--{name}-port", type=port, metavar="PORT", help=f"default {default}; 0 picks a free port")
     up.add_argument("--config", type=Path, help="settings file (TOML); default: $MINILOOP_CONFIG or "
                     f"{config.user_config_file()} if it exists")
@@ -257,6 +257,8 @@ async def _serve(hub: Any) -> int:
             title = TITLES.get(name, "NATS (events on ml.event.>)")
             print(f"  {title:<28} {url}")
         print(f"  {'data directory':<28} {hub.settings.data_dir}")
+        if hub.join_url is not None and not hub.settings.empty:
+            _print_join(hub.join_url)
         print("Press Ctrl-C to stop.", flush=True)
         failure = asyncio.ensure_future(hub.wait_for_failure())
         stopping = asyncio.ensure_future(stop.wait())
@@ -272,6 +274,14 @@ async def _serve(hub: Any) -> int:
         return 1
     print("miniloop: stopped", flush=True)
     return 0
+
+
+def _print_join(join_url: str) -> None:
+    """The workshop's join address and its QR code: phones on the LAN scan it to get a wallet."""
+    from mobile_sim.qr import ascii_art
+
+    print(f"Workshop: phones on this network scan this code, or open {join_url}")
+    print(ascii_art(join_url))
 
 
 def _run(coro: Any) -> int:

@@ -51,6 +51,7 @@ class Settings:
     settlement_port: int = 3007  # central-settlement, base path /v2
     als_admin_port: int = 4001  # account-lookup-service admin API (/oracles)
     sim_port: int = 3090  # the simulated DFSPs' own FSPIOP endpoints
+    wallet_port: int = 3080  # the mobile wallet simulator: phones, tills and the hub pane in a browser
     log_level: str = "warning"
 
     def ports(self) -> dict[str, int]:
@@ -60,6 +61,7 @@ class Settings:
             "settlement": self.settlement_port,
             "als_admin": self.als_admin_port,
             "sim": self.sim_port,
+            "wallet": self.wallet_port,
         }
 
 

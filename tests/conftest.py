@@ -35,7 +35,8 @@ STOP_TIMEOUT_S = 15.0
 POLL_S = 0.05
 CLI_TIMEOUT_S = 60.0
 HTTP_TIMEOUT_S = 10.0
-PORT_FLAGS = ("--fspiop-port", "--admin-port", "--settlement-port", "--als-admin-port", "--sim-port")
+PORT_FLAGS = ("--fspiop-port", "--admin-port", "--settlement-port", "--als-admin-port", "--sim-port",
+              "--wallet-port")
 
 
 # --------------------------------------------------------------------------- small utilities

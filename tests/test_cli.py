@@ -21,7 +21,7 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 def up_args(data_dir: Path, *extra: str, admin_port: str = "0") -> list[str]:
     return ["up", "--data-dir", str(data_dir), "--fspiop-port", "0", "--admin-port", admin_port,
-            "--settlement-port", "0", "--als-admin-port", "0", "--sim-port", "0", *extra]
+            "--settlement-port", "0", "--als-admin-port", "0", "--sim-port", "0", "--wallet-port", "0", *extra]
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

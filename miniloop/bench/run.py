@@ -166,7 +166,8 @@ def start_hub(data_dir: Path) -> tuple[Target, dict[str, str], subprocess.Popen[
     """`miniloop up --empty` on free ports; returns when it is ready."""
     command = [sys.executable, "-m", "miniloop", "up", "--headless", "--empty", "--data-dir", str(data_dir),
                "--log-level", "warning"]
-    for flag in ("--fspiop-port", "--admin-port", "--settlement-port", "--als-admin-port", "--sim-port"):
+    for flag in ("--fspiop-port", "--admin-port", "--settlement-port", "--als-admin-port", "--sim-port",
+                 "--wallet-port"):
         command += [flag, "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINILOOP_")}
     began = time.monotonic()

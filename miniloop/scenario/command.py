@@ -66,7 +66,7 @@ async def run(args: Any, settings: config.Settings) -> int:
 
     with tempfile.TemporaryDirectory(prefix="miniloop-scenario-") as tmp:
         print(f"(no hub is running on {settings.data_dir}: starting a temporary demo hub)", flush=True)
-        ports = {f"{name}_port": 0 for name in ("fspiop", "admin", "settlement", "als_admin", "sim")}
+        ports = {f"{name}_port": 0 for name in ("fspiop", "admin", "settlement", "als_admin", "sim", "wallet")}
         hub = Hub(dataclasses.replace(settings, data_dir=Path(tmp), empty=False, hub_file=None, **ports))
         await hub.start()
         try:
