@@ -12,12 +12,18 @@ that FSPIOP-Source is there and the body is a JSON object; the work then runs in
 (mobile_sim.sim). Too much work in flight: 503 / 2003.
 
 Driving API (for people, the wallet page and scenarios):
-- POST /<dfsp>/send: a customer pays someone (mobile_sim.send);
-- GET /<dfsp>/customers: [{id, idType, name, balance, reserved}];
+- POST /<dfsp>/send: a customer pays someone (mobile_sim.send); with "confirm": true it pauses
+  after the lookup and after the quote, and GET and PUT /<dfsp>/send/<transferId> show it and
+  answer it ({"acceptParty": bool}, {"acceptQuote": bool});
+- GET /<dfsp>/customers: [{id, idType, name, balance, reserved}]; GET /<dfsp>/customers/<id>: one,
+  with its settings; POST /<dfsp>/customers: a new customer joins (mobile_sim.join);
+- GET /<dfsp>/customers/<id>/requests and POST .../requests/<transactionRequestId>: the requests
+  to pay waiting for the answer of a customer set to "ask", and their answer (mobile_sim.payer);
 - GET /<dfsp>/transfers/recent: {"transfers": newest first, "unmatchedCallbacks": [...],
   "transactionRequests": [...]};
 - GET /dfsps: the simulated DFSPs, their currency and fee rule;
 - POST /<dfsp>/requestToPay: a merchant, agent or ATM asks a customer elsewhere to pay (mobile_sim.rtp);
+  with "otp": "ask" the till types the OTP: GET and PUT /<dfsp>/requestToPay/<transactionRequestId>;
 - POST /<dfsp>/qr: a merchant's QR code; POST /<dfsp>/payQr: a customer pays one (mobile_sim.qr);
 - GET /<dfsp>/customers/<id>/messages: the texts on a customer's phone (OTPs, notifications);
 - GET and PUT /<dfsp>/customers/<id>/settings: how the customer answers a request to pay;
@@ -32,7 +38,9 @@ Driving API (for people, the wallet page and scenarios):
   POST /<pisp>/link, /pay, /unlink and GET /<pisp>/links (mobile_sim.pisp), GET /pisps; the
   DFSP's GET /<dfsp>/consents, POST /<dfsp>/consents/{ID}/revoke and its WEB login page
   GET/POST /<dfsp>/tplogin/{consentRequestId} (mobile_sim.tpdfsp).
-docs/simulator.md documents every route with its body and answer.
+docs/simulator.md documents every route with its body and answer. Every FSPIOP request that arrives
+is also published on the simulator's live feed (mobile_sim.feed) as a "wire" event, with the
+status it was answered with.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from miniloop import hubfile
 from miniloop.api.common import json_body, new_app, reply
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim import bulk as bulk_flow
-from mobile_sim import payer, pisp, qr, rtp, thirdparty, tpdfsp
+from mobile_sim import feed, join, payer, pisp, qr, rtp, thirdparty, tpdfsp
 from mobile_sim import send as send_flow
 from mobile_sim.dfsp import REQUEST_TO_PAY_ANSWERS, Customer, SimDfsp, simulated
 from mobile_sim.pricing import text
@@ -90,22 +98,40 @@ def _dfsp(sim: Simulator, name: str) -> SimDfsp:
 
 def _take(sim: Simulator, request: Request, dfsp_name: str, resource: str, ids: tuple[str | None, ...],
           is_error: bool = False) -> HTTPResponse:
-    """Check the little a DFSP checks at once, answer 202/200, and hand the work to the simulator."""
+    """Check the little a DFSP checks at once, answer 202/200, and hand the work to the simulator.
+
+    Whatever the answer (also a refusal, 503 when too busy), the message goes on the live feed.
+    """
     dfsp = _dfsp(sim, dfsp_name)
-    source = request.headers.get("fspiop-source")
-    if not source:
-        raise FspiopError("3102", "fspiop-source is required")
-    body = json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
     prefix = f"/{dfsp.name}"
-    path = request.path[len(prefix):] if request.path.startswith(prefix) else request.path
-    message = Incoming(
-        dfsp=dfsp, method=request.method, path=path, resource=resource, ids=ids, is_error=is_error,
-        source=source, destination=request.headers.get("fspiop-destination"),
-        traceparent=request.headers.get("traceparent"), body=body, query=request.query_string,
-    )
-    if not sim.accept(message):
-        raise FspiopError("2003", "the simulated DFSPs are busy", status=503)
-    return reply(None, 202 if request.method in ("GET", "POST", "DELETE") else 200)
+    path = request.path.removeprefix(prefix)
+    source = request.headers.get("fspiop-source")
+    body = None
+    try:
+        if not source:
+            raise FspiopError("3102", "fspiop-source is required")
+        body = json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
+        message = Incoming(
+            dfsp=dfsp, method=request.method, path=path, resource=resource, ids=ids, is_error=is_error,
+            source=source, destination=request.headers.get("fspiop-destination"),
+            traceparent=request.headers.get("traceparent"), body=body, query=request.query_string,
+        )
+        if not sim.accept(message):
+            raise FspiopError("2003", "the simulated DFSPs are busy", status=503)
+    except FspiopError as exc:
+        _publish_in(sim, dfsp, request, path, exc.status, body)
+        raise
+    status = 202 if request.method in ("GET", "POST", "DELETE") else 200
+    _publish_in(sim, dfsp, request, path, status, body)
+    return reply(None, status)
+
+
+def _publish_in(sim: Simulator, dfsp: SimDfsp, request: Request, path: str, status: int, body: Any) -> None:
+    """A message from the hub to a simulated DFSP, with the status the DFSP answered, on the live feed."""
+    sim.feed.publish(feed.wire(
+        dfsp.name, "in", request.method, path + (f"?{request.query_string}" if request.query_string else ""),
+        request.headers.get("fspiop-source"), request.headers.get("fspiop-destination"), status,
+        request.headers.get("traceparent"), body))
 
 
 def _fspiop_routes(app: Sanic, sim: Simulator) -> None:
@@ -180,9 +206,30 @@ def _driving_routes(app: Sanic, sim: Simulator) -> None:
         status, body = await send_flow.send(sim, _dfsp(sim, dfsp), json_body(request))
         return reply(body, status)
 
+    @app.route("/<dfsp>/send/<transfer_id>", methods=["GET", "PUT"], name="sim_send_item")
+    async def send_item(request: Request, dfsp: str, transfer_id: str) -> HTTPResponse:
+        found = _dfsp(sim, dfsp)
+        if request.method == "GET":
+            return reply(send_flow.current(sim, found, transfer_id))
+        status, body = await send_flow.decide(sim, found, transfer_id, json_body(request))
+        return reply(body, status)
+
     @app.get("/<dfsp>/customers", name="sim_customers")
     async def customers(request: Request, dfsp: str) -> HTTPResponse:
         return reply([c.view() for c in _dfsp(sim, dfsp).books.customers.values()])
+
+    @app.post("/<dfsp>/customers", name="sim_customers_join")
+    async def join_customer(request: Request, dfsp: str) -> HTTPResponse:
+        status, body = await join.join(sim, _dfsp(sim, dfsp), json_body(request))
+        return reply(body, status)
+
+    @app.get("/<dfsp>/customers/<customer_id>", name="sim_customer")
+    async def one_customer(request: Request, dfsp: str, customer_id: str) -> HTTPResponse:
+        found = _dfsp(sim, dfsp)
+        customer = found.books.find(customer_id, request.args.get("idType"))
+        if customer is None:
+            raise FspiopError("3204", f"{customer_id} is not a customer of {found.name}", status=404)
+        return reply({**customer.view(), "settings": customer.settings()})
 
     @app.get("/<dfsp>/transfers/recent", name="sim_recent")
     async def recent(request: Request, dfsp: str) -> HTTPResponse:
@@ -207,6 +254,14 @@ def _use_case_routes(app: Sanic, sim: Simulator) -> None:
     @app.post("/<dfsp>/requestToPay", name="sim_request_to_pay")
     async def request_to_pay(request: Request, dfsp: str) -> HTTPResponse:
         status, body = await rtp.request_to_pay(sim, _dfsp(sim, dfsp), json_body(request))
+        return reply(body, status)
+
+    @app.route("/<dfsp>/requestToPay/<request_id>", methods=["GET", "PUT"], name="sim_request_to_pay_item")
+    async def request_to_pay_item(request: Request, dfsp: str, request_id: str) -> HTTPResponse:
+        found = _dfsp(sim, dfsp)
+        if request.method == "GET":
+            return reply(rtp.current(sim, found, request_id))
+        status, body = await rtp.type_otp(sim, found, request_id, json_body(request))
         return reply(body, status)
 
     @app.post("/<dfsp>/qr", name="sim_qr")
@@ -236,6 +291,18 @@ def _use_case_routes(app: Sanic, sim: Simulator) -> None:
                     raise FspiopError("3100", f"requestToPay must be one of {', '.join(REQUEST_TO_PAY_ANSWERS)}")
                 customer.request_to_pay = body["requestToPay"]
         return reply({"customer": customer.id, "idType": customer.id_type, "settings": customer.settings()})
+
+    @app.get("/<dfsp>/customers/<customer_id>/requests", name="sim_customer_requests")
+    async def requests(request: Request, dfsp: str, customer_id: str) -> HTTPResponse:
+        found = _dfsp(sim, dfsp)
+        customer = _customer(found, customer_id, request)
+        return reply({"customer": customer.id, "requests": payer.waiting_for(found, customer)})
+
+    @app.post("/<dfsp>/customers/<customer_id>/requests/<request_id>", name="sim_customer_request_answer")
+    async def answer_request(request: Request, dfsp: str, customer_id: str, request_id: str) -> HTTPResponse:
+        found = _dfsp(sim, dfsp)
+        customer = _customer(found, customer_id, request)
+        return reply(payer.answer_request(found, customer, request_id, json_body(request)))
 
     @app.get("/<dfsp>/transactionStatus/<transaction_id>", name="sim_transaction_status")
     async def transaction_status(request: Request, dfsp: str, transaction_id: str) -> HTTPResponse:

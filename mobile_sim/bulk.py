@@ -843,8 +843,13 @@ def parse_generate(dfsp: SimDfsp, body: dict[str, Any]) -> GenerateOrder:
     return GenerateOrder(ids, width, name_prefix.strip(), balance, _timeout(body, GENERATE_TIMEOUT_S, MAX_TIMEOUT_S))
 
 
-async def _register(flow: Exchanges, ids: list[str], failures: list[dict[str, Any]]) -> int:
-    """POST /participants for `ids` -> PUT /participants/{requestId}; how many were registered."""
+async def register(flow: Exchanges, ids: list[str], failures: list[dict[str, Any]]) -> int:
+    """POST /participants for `ids` -> PUT /participants/{requestId}; how many were registered.
+
+    Each id the hub refused, or that had no answer before the deadline, is added to `failures` as
+    {id, errorCode?, errorDescription}. Shared by /customers/generate and by a customer who joins
+    (mobile_sim.join).
+    """
     dfsp = flow.dfsp
     request_id = str(uuid.uuid4())
     request = {"requestId": request_id, "currency": dfsp.currency,
@@ -880,14 +885,14 @@ async def generate(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) -> tuple
     try:
         for number, party_id in enumerate(order.ids, 1):
             customer = Customer(party_id, "MSISDN", f"{order.name_prefix} {number:0{order.width}d}", order.balance)
-            dfsp.books.customers[("MSISDN", party_id)] = customer
+            dfsp.books.add(customer)  # watched like every customer (texts and balances on the live feed)
         flow = Exchanges(sim, dfsp, order.timeout_s)
         failures: list[dict[str, Any]] = []
         limit = asyncio.Semaphore(REGISTRATIONS_IN_FLIGHT)
 
         async def one(chunk: list[str]) -> int:
             async with limit:
-                return await _register(flow, chunk, failures)
+                return await register(flow, chunk, failures)
 
         chunks = [order.ids[i:i + REGISTER_CHUNK] for i in range(0, len(order.ids), REGISTER_CHUNK)]
         registered = sum(await asyncio.gather(*(one(chunk) for chunk in chunks)))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,7 +43,8 @@ QUOTES_MAX = 10_000  # quotes a DFSP answered as payee, kept to pay out and to a
 PHONE_MAX = 50  # texts kept on each customer's phone (the oldest go first)
 TRANSACTIONS_MAX = 10_000  # transactions a DFSP was paid in, kept per DFSP
 REQUESTS_MAX = 1_000  # transaction requests a DFSP received as payer, kept per DFSP
-REQUEST_TO_PAY_ANSWERS = ("approve", "decline", "ignore")  # a customer's setting "requestToPay"
+# a customer's setting "requestToPay"; "ask": they answer on their phone (GET/POST .../requests)
+REQUEST_TO_PAY_ANSWERS = ("approve", "decline", "ignore", "ask")
 
 
 class BooksError(Exception):
@@ -64,10 +66,19 @@ class Customer:
     phone: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=PHONE_MAX), compare=False,
                                          repr=False)
     texts_sent: int = field(default=0, compare=False, repr=False)
+    # told ("text", customer, message) and ("balance", customer, None) as they happen: the live feed
+    # (mobile_sim.feed), set by Books.listen / Books.add
+    watch: Callable[[str, Customer, dict[str, Any] | None], None] | None = field(default=None, compare=False,
+                                                                                repr=False)
 
     @property
     def available(self) -> int:
         return self.balance - self.reserved
+
+    def changed(self) -> None:
+        """The balance or the reserved amount moved: tell whoever watches."""
+        if self.watch is not None:
+            self.watch("balance", self, None)
 
     def text(self, kind: str, text: str, **details: Any) -> dict[str, Any]:
         """Put a text on the customer's phone (kind: request, otp, paid, received, failed, declined...)."""
@@ -76,6 +87,8 @@ class Customer:
                    "kind": kind, "text": text}
         message.update({k: v for k, v in details.items() if v is not None})
         self.phone.append(message)
+        if self.watch is not None:
+            self.watch("text", self, message)
         return message
 
     def settings(self) -> dict[str, Any]:
@@ -120,6 +133,18 @@ class Books:
         self.customers = {(c.id_type, c.id): c for c in customers}
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self._pending = 0
+        self.watch: Callable[[str, Customer, dict[str, Any] | None], None] | None = None
+
+    def listen(self, watch: Callable[[str, Customer, dict[str, Any] | None], None]) -> None:
+        """Have every customer, now and added later, report texts and balance moves to `watch`."""
+        self.watch = watch
+        for customer in self.customers.values():
+            customer.watch = watch
+
+    def add(self, customer: Customer) -> None:
+        """A new customer (generated, or joined through the driving API), watched like the others."""
+        customer.watch = self.watch
+        self.customers[(customer.id_type, customer.id)] = customer
 
     def customer(self, id_type: str, party_id: str) -> Customer | None:
         return self.customers.get((id_type, party_id))
@@ -150,6 +175,7 @@ class Books:
             )
         customer.reserved += units
         self._pending += 1
+        customer.changed()
         return self._remember(Entry(transfer_id, "out", customer, units, payee_fsp, currency, "RESERVED",
                                     label=label or payee_fsp))
 
@@ -162,6 +188,7 @@ class Books:
         entry.customer.balance -= entry.units
         entry.state = "COMMITTED"
         self._pending -= 1
+        entry.customer.changed()
         entry.customer.text("paid", f"You paid {_amount(entry)} to {entry.label}. "
                                     f"New balance: {_money_text(entry.customer.balance, entry.currency)}.",
                             transferId=transfer_id)
@@ -175,6 +202,7 @@ class Books:
         entry.customer.reserved -= entry.units
         entry.state = "ABORTED"
         self._pending -= 1
+        entry.customer.changed()
         entry.customer.text("failed", f"Your payment of {_amount(entry)} to {entry.label} failed. "
                                       "No money was taken.", transferId=transfer_id)
         return True
@@ -187,6 +215,7 @@ class Books:
         if self.entry(transfer_id, "in") is not None:
             return None
         customer.balance += units
+        customer.changed()
         entry = self._remember(Entry(transfer_id, "in", customer, units, payer_fsp, currency, "COMMITTED",
                                      reply=reply, label=label or payer_fsp, transaction_id=transaction_id))
         customer.text("received", f"You received {_amount(entry)} from {entry.label}. "
@@ -201,6 +230,7 @@ class Books:
             return False
         entry.customer.balance -= entry.units
         entry.state = "ABORTED"
+        entry.customer.changed()
         entry.customer.text("failed", f"The payment of {_amount(entry)} from {entry.label} did not go through "
                                       "after all and was taken back.", transferId=transfer_id)
         return True

@@ -11,7 +11,10 @@ DFSP running Mojaloop's SDK with an automatic backend would, on POST /transactio
 2. answers PUT /transactionRequests/{ID} {transactionRequestState: RECEIVED} and texts the
    customer ("Corner Grocery asks you to pay 25 USD"). The customer's setting `requestToPay`
    decides: "approve" (default) goes on, "decline" answers REJECTED, "ignore" never answers, so
-   the request expires at the payee;
+   the request expires at the payee; "ask" waits (state WAITING) for the customer to answer on
+   their phone, POST /<dfsp>/customers/<id>/requests/<ID> {"answer": "approve"|"decline"}
+   (`answer_request`; GET .../requests lists what waits, `waiting_for`), and then goes on as
+   "approve" or "decline" would; no answer before the expiration is "ignore";
 3. quotes: POST /quotes to the payee's DFSP with the transactionRequestId, the same
    transactionType, amountType RECEIVE (the payee gets what it asked for; fees come on top);
    a customer who cannot pay the transfer amount -> PUT /transactionRequests/{ID}/error 4000;
@@ -31,6 +34,7 @@ DFSP is answered with the state as the API names it, or 3206 for a request we do
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -57,14 +61,18 @@ OTP_RESENDS_MAX = 3
 DEFAULT_REQUEST_S = 60.0  # how long a request without an expiration is worked on
 REQUESTS_IN_FLIGHT_MAX = 500  # transaction requests being worked on at once, all DFSPs together
 STATUS_TIMEOUT_S = 10.0  # how long GET /<dfsp>/transactionStatus waits for PUT /transactions
-API_STATE = {"RECEIVED": "RECEIVED", "PENDING": "PENDING", "ACCEPTED": "ACCEPTED", "COMPLETED": "ACCEPTED",
-             "REJECTED": "REJECTED", "FAILED": "REJECTED", "EXPIRED": "REJECTED"}
+ANSWER_FIELDS = ("answer",)
+CUSTOMER_ANSWERS = ("approve", "decline")  # what a customer set to "ask" answers on their phone
+REQUESTS_LISTED = 50  # requests GET /<dfsp>/customers/<id>/requests lists
+API_STATE = {"RECEIVED": "RECEIVED", "PENDING": "PENDING", "WAITING": "PENDING", "ACCEPTED": "ACCEPTED",
+             "COMPLETED": "ACCEPTED", "REJECTED": "REJECTED", "FAILED": "REJECTED", "EXPIRED": "REJECTED"}
 
 
 class PayerRequest(WireFlow):
     """A transaction request received as payer, and what came of it.
 
-    `state`: RECEIVED (being worked on), PENDING (waiting for a customer who does not answer),
+    `state`: RECEIVED (being worked on), WAITING (for the answer of a customer set to "ask"),
+    PENDING (waiting for a customer who does not answer),
     REJECTED (declined, OTP wrong, cancelled), ACCEPTED (transfer sent), COMPLETED (transfer
     committed), FAILED (an error, or no answer in time), EXPIRED (PENDING past its expiration).
     """
@@ -90,6 +98,7 @@ class PayerRequest(WireFlow):
         self.otp: str | None = None
         self.otp_tries = 0
         self.finished = False
+        self.customer_answer: asyncio.Future[str] | None = None  # while WAITING: the customer's answer
 
     # --- the flow --------------------------------------------------------------------------------
 
@@ -111,13 +120,16 @@ class PayerRequest(WireFlow):
         note = self.body.get("note")
         customer.text("request", f"{self.payee_name} asks you to pay {asked}" + (f" ({note})" if note else "") + ".",
                       transactionRequestId=self.request_id)
-        if customer.request_to_pay == "decline":
+        decision = customer.request_to_pay
+        if decision == "ask":
+            decision = await self._ask()
+        if decision == "decline":
             customer.text("declined", f"You declined to pay {asked} to {self.payee_name}.",
                           transactionRequestId=self.request_id)
             await self._reject("the customer declined the request")
             return
-        if customer.request_to_pay == "ignore":
-            self.state = "PENDING"
+        if decision == "ignore":
+            self.state = "EXPIRED" if self.state == "WAITING" else "PENDING"
             return
 
         # the quote, with the payee's DFSP
@@ -170,6 +182,25 @@ class PayerRequest(WireFlow):
                                  str(stop.error.get("errorDescription")).split(" - ", 1)[-1])
             raise
         self.state = "COMPLETED"
+
+    async def _ask(self) -> str:
+        """Wait for the customer's answer on their phone: "approve", "decline", or "ignore" at the expiration."""
+        self.state = "WAITING"
+        self.customer_answer = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(self.customer_answer, max(self.remaining(), 0))
+        except TimeoutError:
+            return "ignore"
+        finally:
+            self.customer_answer = None
+
+    def take_answer(self, answer: str) -> bool:
+        """The customer answered on their phone; False if the request no longer waits for them."""
+        if self.state != "WAITING" or self.customer_answer is None or self.customer_answer.done():
+            return False
+        self.customer_answer.set_result(answer)
+        self.state = "RECEIVED" if answer == "approve" else "REJECTED"
+        return True
 
     async def _authorize(self, total: str) -> bool:
         """Ask the payee's DFSP for the OTP until it is right (True) or the request is rejected (False)."""
@@ -245,6 +276,26 @@ class PayerRequest(WireFlow):
             "transferAmount": self.transfer_amount, "otpTries": self.otp_tries, "receivedAt": self.received_at,
             "expiresAt": bodies.timestamp(self.expires),
         }
+
+    def phone_view(self) -> dict[str, Any]:
+        """The request as the customer's phone lists it (GET /<dfsp>/customers/<id>/requests)."""
+        amount = self.body.get("amount") if isinstance(self.body.get("amount"), dict) else {}
+        transaction_type = self.body.get("transactionType")
+        return {
+            "transactionRequestId": self.request_id, "payee": {"name": self.payee_name, "fspId": self.payee_fsp},
+            "amount": amount.get("amount"), "currency": amount.get("currency"), "note": self.body.get("note"),
+            "useCase": _use_case_of(transaction_type), "transactionType": transaction_type,
+            "authenticationType": self.body.get("authenticationType"), "state": self.current_state(),
+            "receivedAt": self.received_at, "expiresAt": bodies.timestamp(self.expires),
+        }
+
+
+def _use_case_of(transaction_type: Any) -> str | None:
+    """The driving API's name of a payee-initiated transactionType (mobile_sim.usecases), if it has one."""
+    if not isinstance(transaction_type, dict):
+        return None
+    key = (transaction_type.get("scenario"), transaction_type.get("initiator"), transaction_type.get("initiatorType"))
+    return next((name for name, value in usecases.PAYEE_USE_CASES.items() if value == key), None)
 
 
 def _new_id() -> str:
@@ -356,6 +407,34 @@ async def transaction_status(sim: Simulator, dfsp: SimDfsp, transaction_id: str)
     body.update({k: found[k] for k in ("transactionState", "completedTimestamp", "code") if k in found})
     body["messages"] = flow.messages
     return 200, body
+
+
+def waiting_for(dfsp: SimDfsp, customer: Customer) -> list[dict[str, Any]]:
+    """GET /<dfsp>/customers/<id>/requests: the requests waiting for this customer's answer, newest first."""
+    waiting = []
+    for request in reversed(dfsp.requests.values()):
+        if len(waiting) >= REQUESTS_LISTED:
+            break
+        if request.customer is customer and request.state == "WAITING":
+            waiting.append(request.phone_view())
+    return waiting
+
+
+def answer_request(dfsp: SimDfsp, customer: Customer, request_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /<dfsp>/customers/<id>/requests/<ID>: the customer approves or declines on their phone.
+
+    404 / 3206 for a request that is not this customer's or no longer waits; 400 / 3100 for a bad body.
+    """
+    request = dfsp.requests.get(request_id)
+    if request is None or request.customer is not customer or request.state != "WAITING":
+        raise FspiopError("3206", f"no request {request_id} waits for the answer of {customer.id}", status=404)
+    unknown = sorted(set(body) - set(ANSWER_FIELDS))
+    answer = body.get("answer")
+    if unknown or answer not in CUSTOMER_ANSWERS:
+        raise FspiopError("3100", 'the body must be {"answer": "approve"} or {"answer": "decline"}')
+    if not request.take_answer(answer):
+        raise FspiopError("3206", f"request {request_id} no longer waits for an answer", status=404)
+    return {"transactionRequestId": request_id, "answer": answer, "state": request.current_state()}
 
 
 def recent(dfsp: SimDfsp, limit: int = 50) -> list[dict[str, Any]]:

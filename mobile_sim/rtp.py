@@ -23,6 +23,12 @@ The messages of step 3 reach this flow through `tap` (mobile_sim.sim calls it fo
 a message about a transaction request a flow is waiting for is logged and queued for it, and our
 own answers to them (PUT /quotes, PUT /transfers) are logged by Simulator.reply. Everything is
 bounded: flows at once, events queued, authorizations answered per flow.
+
+With "otp": "ask" a person types the OTP at the till: the flow runs in the background and pauses
+at each GET /authorizations (state WAITING_FOR_OTP, with the GET's retriesLeft); the POST, then
+each PUT /<dfsp>/requestToPay/<ID> {"otp": "<digits>" | "cancel"} (`type_otp`), answers at the
+next pause or at the end. GET /<dfsp>/requestToPay/<ID> (`current`) shows a flow while it runs
+and the last FINISHED_KEPT finished ones per DFSP.
 """
 
 from __future__ import annotations
@@ -39,12 +45,24 @@ from miniloop import money
 from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from miniloop.services.oracles import PARTY_ID_TYPES
-from mobile_sim import bodies, usecases
+from mobile_sim import bodies, feed, usecases
 from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
-from mobile_sim.send import Stop, WireFlow, _bad, _error_info, _identifier, money_of, ordering_customer, timeout_of
+from mobile_sim.send import (
+    RUNNING,
+    STOPPING,
+    Stop,
+    WireFlow,
+    _bad,
+    _error_info,
+    _identifier,
+    money_of,
+    ordering_customer,
+    timeout_of,
+)
+from mobile_sim.tasks import Pauses, Stopping
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -55,6 +73,7 @@ RTP_MAX = 200  # requests to pay running at once, all DFSPs together
 EVENTS_MAX = 100  # messages queued for one flow
 AUTHORIZATIONS_MAX = 10  # GET /authorizations one flow answers; past that it answers REJECTED
 _OTP = re.compile(r"\d{3,10}")
+WAITING_FOR_OTP = "WAITING_FOR_OTP"
 
 
 @dataclass(frozen=True)
@@ -68,7 +87,7 @@ class RtpOrder:
     currency: str
     use_case: str
     authentication: str  # "OTP" or "none"
-    otp: str  # "phone", "cancel" or the digits to type
+    otp: str  # "phone", "ask" (a person types it: PUT /<dfsp>/requestToPay/<ID>), "cancel" or the digits to type
     note: str | None
     timeout_s: float
 
@@ -100,8 +119,9 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> RtpOrder:
     if authentication not in ("OTP", "none"):
         raise _bad('authentication must be "OTP" or "none"')
     otp = body.get("otp", "phone")
-    if not isinstance(otp, str) or not (otp in ("phone", "cancel") or _OTP.fullmatch(otp)):
-        raise _bad('otp must be "phone" (read from the payer\'s phone), "cancel", or 3 to 10 digits to type')
+    if not isinstance(otp, str) or not (otp in ("phone", "ask", "cancel") or _OTP.fullmatch(otp)):
+        raise _bad('otp must be "phone" (read from the payer\'s phone), "ask" (typed with PUT), "cancel", '
+                   'or 3 to 10 digits to type')
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
         raise _bad("note must be 1 to 128 characters")
@@ -128,6 +148,9 @@ class RequestToPay(WireFlow):
         self.quote: dict[str, Any] | None = None
         self.authorizations: list[dict[str, Any]] = []
         self.balance_before = order.customer.balance
+        self.pauses = Pauses()
+        self.showing = RUNNING  # the state GET shows while it runs: IN_PROGRESS or WAITING_FOR_OTP
+        self.retries_left: int | None = None  # while WAITING_FOR_OTP: the retriesLeft the payer's DFSP gave
 
     # --- what the simulator hands us ------------------------------------------------------------
 
@@ -153,14 +176,32 @@ class RequestToPay(WireFlow):
     # --- the flow --------------------------------------------------------------------------------
 
     async def run(self) -> tuple[int, dict[str, Any]]:
-        self.sim.rtp_flows[(self.dfsp.name, self.request_id)] = self
+        """Run to the end (registered in sim.rtp_records by request_to_pay); each pause and the end
+        go to whoever waits in `pauses.next()`."""
+        self._announce(RUNNING)
+        status, body = 503, self.result("TIMED_OUT", STOPPING)
         try:
             await self._run()
+            status, body = 200, self.result("COMMITTED")
         except Stop as stop:
-            return stop.status, self.result(stop.state, stop.error)
+            status, body = stop.status, self.result(stop.state, stop.error)
+        except Exception:
+            status, body = 500, self.result("ABORTED", {"errorCode": "2001", "errorDescription":
+                                                        "Internal server error - the simulator failed"})
+            raise
         finally:
-            self.sim.rtp_flows.pop((self.dfsp.name, self.request_id), None)
-        return 200, self.result("COMMITTED")
+            self.sim.rtp_records.ended(self.dfsp.name, self.request_id, status, body)
+            self._announce(body["state"])
+            self.pauses.end(status, body)
+        return status, body
+
+    def view(self) -> dict[str, Any]:
+        """GET /<dfsp>/requestToPay/<ID> of a flow still running: its body as it is now."""
+        return self.result(self.showing)
+
+    def _announce(self, state: str) -> None:
+        self.sim.feed.publish(feed.flow(self.dfsp.name, "requestToPay", self.request_id, self.order.customer.id,
+                                        state, self.step))
 
     async def _run(self) -> None:
         order, dfsp = self.order, self.dfsp
@@ -253,7 +294,9 @@ class RequestToPay(WireFlow):
                                    if k in query}
         self.authorizations.append(attempt)
         otp = self.order.otp
-        if otp == "phone":
+        if otp == "ask" and len(self.authorizations) <= AUTHORIZATIONS_MAX:
+            otp = await self._ask_otp(attempt)
+        elif otp == "phone":
             otp = self._otp_on_phone()
             if otp is None:
                 attempt["problem"] = (f"no OTP on the phone of {self.order.id_type} {self.order.party_id}: "
@@ -267,6 +310,24 @@ class RequestToPay(WireFlow):
         if "authenticationInfo" in answer:
             attempt["entered"] = otp
         await self._tell("PUT", f"/authorizations/{self.request_id}", answer, message.source)
+
+    async def _ask_otp(self, attempt: dict[str, Any]) -> str:
+        """otp "ask": pause until the till types the OTP the customer reads out, or "cancel"."""
+        retries = str(attempt.get("retriesLeft", ""))
+        self.retries_left = int(retries) if retries.isdigit() else None
+        self.showing = WAITING_FOR_OTP
+        self._announce(WAITING_FOR_OTP)
+        try:
+            otp = await self.pauses.ask("otp", 200, self.result(WAITING_FOR_OTP), self.remaining())
+        except TimeoutError:
+            raise Stop("TIMED_OUT", 504, bodies.error("2004", "no OTP was typed before the deadline")
+                       ["errorInformation"]) from None
+        except Stopping:
+            raise Stop("TIMED_OUT", 503, STOPPING) from None
+        finally:
+            self.showing, self.retries_left = RUNNING, None
+        self._announce(RUNNING)
+        return str(otp)
 
     def _otp_on_phone(self) -> str | None:
         """The OTP the payer's DFSP texted to the payer for this request, as the customer reads it out."""
@@ -304,6 +365,8 @@ class RequestToPay(WireFlow):
                 "reserved": money.format_amount(customer.reserved),
             },
         }
+        if state == WAITING_FOR_OTP:
+            body["retriesLeft"] = self.retries_left
         if error:
             body["error"] = error
         return body
@@ -368,6 +431,7 @@ def stop_all(sim: Simulator) -> None:
     """The server is stopping: end every request to pay now."""
     for flow in list(sim.rtp_flows.values()):
         flow._queue(("stop",))
+        flow.pauses.stop()
 
 
 async def request_to_pay(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -375,5 +439,44 @@ async def request_to_pay(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) ->
     order = parse_order(dfsp, body)
     if len(sim.rtp_flows) >= RTP_MAX:
         raise FspiopError("2003", f"{RTP_MAX} requests to pay are already running", status=503)
-    return await RequestToPay(sim, dfsp, order).run()
+    flow = RequestToPay(sim, dfsp, order)
+    sim.rtp_records.started(dfsp.name, flow.request_id, flow)
+    if order.otp != "ask":
+        return await flow.run()
+    # a person types the OTP: the flow outlives this call, which answers at its first pause or its end
+    if not sim.pool.start(flow.run(), f"/requestToPay {flow.request_id} of {dfsp.name}"):
+        sim.rtp_records.ended(dfsp.name, flow.request_id)
+        raise FspiopError("2003", "the simulated DFSPs are busy", status=503)
+    return await flow.pauses.next()
+
+
+def _typed(body: dict[str, Any]) -> str:
+    """A PUT /<dfsp>/requestToPay/<ID> body: exactly {"otp": "<3 to 10 digits>"} or {"otp": "cancel"}; else 3100."""
+    otp = body.get("otp")
+    if set(body) != {"otp"} or not isinstance(otp, str) or not (otp == "cancel" or _OTP.fullmatch(otp)):
+        raise _bad('the body must be exactly {"otp": "<3 to 10 digits>"} or {"otp": "cancel"}')
+    return otp
+
+
+async def type_otp(sim: Simulator, dfsp: SimDfsp, request_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """PUT /<dfsp>/requestToPay/<ID>: the till types the OTP (or cancels); then the next pause or the end."""
+    flow = sim.rtp_records.running_flow(dfsp.name, request_id)
+    if flow is None:
+        raise FspiopError("3206", f"{dfsp.name} has no /requestToPay {request_id} running", status=404)
+    otp = _typed(body)
+    if not flow.pauses.answer("otp", otp):
+        raise _bad(f"/requestToPay {request_id} is {flow.showing}: it waits for no OTP now")
+    return await flow.pauses.next()
+
+
+def current(sim: Simulator, dfsp: SimDfsp, request_id: str) -> dict[str, Any]:
+    """GET /<dfsp>/requestToPay/<ID>: the flow's body now (running, or one of the last finished)."""
+    flow = sim.rtp_records.running_flow(dfsp.name, request_id)
+    if flow is not None:
+        return flow.view()
+    finished = sim.rtp_records.finished(dfsp.name, request_id)
+    if finished is None:
+        raise FspiopError("3206", f"{dfsp.name} has no /requestToPay {request_id} (it keeps the last "
+                                  f"{sim.rtp_records.kept} finished ones)", status=404)
+    return finished[1]
 

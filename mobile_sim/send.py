@@ -47,12 +47,13 @@ from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from miniloop.fspiop.headers import new_traceparent
 from miniloop.services.oracles import PARTY_ID_TYPES
-from mobile_sim import bodies, usecases
+from mobile_sim import bodies, feed, usecases
 from mobile_sim.dfsp import BooksError, Customer, SimDfsp
 from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
 from mobile_sim.qr import QrError, read_payload
+from mobile_sim.tasks import Pauses, Stopping
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -61,10 +62,15 @@ DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 300.0
 SENDS_MAX = 500  # /send flows running at once, all DFSPs together
 FIELDS = ("from", "fromIdType", "to", "amount", "currency", "amountType", "note", "timeoutSeconds",
-          "useCase", "refundOf", "reason")
-QR_FIELDS = ("from", "fromIdType", "payload", "amount", "note", "timeoutSeconds")
-STATUS = {"COMMITTED": 200, "ABORTED": 502, "TIMED_OUT": 504}
+          "useCase", "refundOf", "reason", "confirm")
+QR_FIELDS = ("from", "fromIdType", "payload", "amount", "note", "timeoutSeconds", "confirm")
+STATUS = {"COMMITTED": 200, "ABORTED": 502, "TIMED_OUT": 504, "CANCELLED": 200}
+# "confirm": true pauses a /send twice, as the SDK's outbound transfers do without AUTO_ACCEPT_PARTY
+# and AUTO_ACCEPT_QUOTES: (the state shown while paused, the answer that goes on, the step)
+PAUSES = (("WAITING_FOR_PARTY_ACCEPTANCE", "acceptParty"), ("WAITING_FOR_QUOTE_ACCEPTANCE", "acceptQuote"))
+RUNNING = "IN_PROGRESS"  # the state GET /<dfsp>/send/<id> shows of a flow between pauses
 MESSAGES_MAX = 200  # messages kept in one flow's wire log
+STOPPING = {"errorCode": "2003", "errorDescription": "Service currently unavailable - the simulator is stopping"}
 _CORRELATION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -85,6 +91,7 @@ class SendOrder:
     transaction_type: dict[str, Any] = field(
         default_factory=lambda: {"scenario": "TRANSFER", "initiator": "PAYER", "initiatorType": "CONSUMER"})
     payee_fsp: str | None = None  # the DFSP the payee must be at (a QR names it); None: any
+    confirm: bool = False  # pause after the lookup and after the quote for the customer's acceptance
 
 
 def _bad(detail: str) -> FspiopError:
@@ -171,6 +178,9 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
     if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
         raise _bad("note must be 1 to 128 characters")
     timeout_s = timeout_of(body)
+    confirm = body.get("confirm", False)
+    if not isinstance(confirm, bool):
+        raise _bad("confirm must be true or false")
     if refund_info is not None:
         original = dfsp.transactions[refund_info["originalTransactionId"]]
         if amount > money.parse_amount(original.amount):
@@ -180,7 +190,7 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
         raise FspiopError("4000", f"insufficient balance: customer {customer.id} has "
                                   f"{money.format_amount(customer.available)} {currency} available")
     return SendOrder(customer, id_type, party_id, sub_id, amount, currency, amount_type, note, timeout_s,
-                     use_case, usecases.transaction_type(use_case, refund_info))
+                     use_case, usecases.transaction_type(use_case, refund_info), confirm=confirm)
 
 
 def _refund(dfsp: SimDfsp, customer: Customer, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -243,8 +253,9 @@ def parse_qr_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
     note = body.get("note", f"{qr.name} {qr.reference}" if qr.reference else None)
     if note is not None:
         order_body["note"] = note[:128] if isinstance(note, str) else note
-    if "timeoutSeconds" in body:
-        order_body["timeoutSeconds"] = body["timeoutSeconds"]
+    for key in ("timeoutSeconds", "confirm"):
+        if key in body:
+            order_body[key] = body[key]
     order = parse_order(dfsp, order_body)
     return SendOrder(**{**order.__dict__, "payee_fsp": qr.fsp})
 
@@ -390,7 +401,11 @@ class WireFlow:
 
 
 class Flow(WireFlow):
-    """One run of /send: its ids, the messages exchanged, and what it learnt on the way."""
+    """One run of /send: its ids, the messages exchanged, and what it learnt on the way.
+
+    With `confirm` it runs in the background and stops at PAUSES for the customer's answer
+    (`pauses`); the POST and each PUT /<dfsp>/send/<id> wait for its next pause or its end.
+    """
 
     def __init__(self, sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> None:
         super().__init__(sim, dfsp, order.timeout_s)
@@ -401,13 +416,58 @@ class Flow(WireFlow):
         self.payee: dict[str, Any] | None = None
         self.quote: dict[str, Any] | None = None
         self.balance_before = order.customer.balance
+        self.pauses = Pauses()
+        self.showing = RUNNING  # the state GET shows while it runs: IN_PROGRESS or the pause's
 
     async def run(self) -> tuple[int, dict[str, Any]]:
+        """Run to the end; whoever waits in `pauses.next()` gets each pause and the final answer."""
+        self.sim.send_flows.started(self.dfsp.name, self.transfer_id, self)
+        self._announce(RUNNING)
+        status, body = 503, self.result("TIMED_OUT", STOPPING)
         try:
             await self._run()
+            status, body = 200, self.result("COMMITTED")
         except Stop as stop:
-            return stop.status, self.result(stop.state, stop.error)
-        return 200, self.result("COMMITTED")
+            status, body = stop.status, self.result(stop.state, stop.error)
+        except Exception:
+            status, body = 500, self.result("ABORTED", {"errorCode": "2001", "errorDescription":
+                                                        "Internal server error - the simulator failed"})
+            raise
+        finally:
+            self.sim.send_flows.ended(self.dfsp.name, self.transfer_id, status, body)
+            self._announce(body["state"])
+            self.pauses.end(status, body)
+        return status, body
+
+    def view(self) -> dict[str, Any]:
+        """GET /<dfsp>/send/<id> of a flow still running: its body as it is now."""
+        return self.result(self.showing)
+
+    def _announce(self, state: str) -> None:
+        self.sim.feed.publish(feed.flow(self.dfsp.name, "send", self.transfer_id, self.order.customer.id, state,
+                                        self.step))
+
+    async def _confirm(self, state: str, accept: str) -> None:
+        """With `confirm`: pause until the customer accepts (go on) or declines (CANCELLED).
+
+        Nothing is held while paused; the wait ends at the flow's deadline (TIMED_OUT).
+        """
+        if not self.order.confirm:
+            return
+        self.showing = state
+        self._announce(state)
+        try:
+            accepted = await self.pauses.ask(accept, 200, self.result(state), self.remaining())
+        except TimeoutError:
+            raise Stop("TIMED_OUT", 504, bodies.error("2004", f"no {accept} before the deadline: nothing was "
+                                                               "held or sent")["errorInformation"]) from None
+        except Stopping:
+            raise Stop("TIMED_OUT", 503, STOPPING) from None
+        finally:
+            self.showing = RUNNING
+        if not accepted:
+            raise Stop("CANCELLED", 200, None)
+        self._announce(RUNNING)
 
     async def _run(self) -> None:
         order, dfsp = self.order, self.dfsp
@@ -425,6 +485,7 @@ class Flow(WireFlow):
             raise Stop("ABORTED", 502, {"errorCode": "3100", "errorDescription":
                                         f"Generic validation error - the QR names {order.payee_fsp} but "
                                         f"{order.id_type} {order.party_id} is at {payee_fsp}: not paid"})
+        await self._confirm(*PAUSES[0])
 
         # 2. the quote
         self.step = "quote"
@@ -450,6 +511,7 @@ class Flow(WireFlow):
         self.quote = {"quoteId": self.quote_id, "amountType": order.amount_type, "amount": request["amount"]}
         self.quote.update({k: quote[k] for k in ("transferAmount", "payeeFspFee", "payeeReceiveAmount",
                                                  "expiration", "condition") if k in quote})
+        await self._confirm(*PAUSES[1])
 
         # 3. hold the money, then the transfer
         self.step = "transfer"
@@ -491,10 +553,60 @@ async def pay_qr(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) -> tuple[i
 
 
 async def run_order(sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> tuple[int, dict[str, Any]]:
+    """Run a checked order: in this request, or with `confirm` in the background up to its first pause."""
     if sim.sends_in_flight >= SENDS_MAX:
         raise FspiopError("2003", f"{SENDS_MAX} sends are already running", status=503)
+    flow = Flow(sim, dfsp, order)
     sim.sends_in_flight += 1
+    if order.confirm:
+        if not sim.pool.start(_in_background(sim, flow), f"/send {flow.transfer_id} of {dfsp.name}"):
+            sim.sends_in_flight -= 1
+            raise FspiopError("2003", "the simulated DFSPs are busy", status=503)
+        return await flow.pauses.next()
     try:
-        return await Flow(sim, dfsp, order).run()
+        return await flow.run()
     finally:
         sim.sends_in_flight -= 1
+
+
+async def _in_background(sim: Simulator, flow: Flow) -> None:
+    """A confirmed /send outlives the HTTP calls that drive it; it counts as in flight until it ends."""
+    try:
+        await flow.run()
+    finally:
+        sim.sends_in_flight -= 1
+
+
+def _decision(body: dict[str, Any]) -> tuple[str, bool]:
+    """A PUT /<dfsp>/send/<id> body: exactly {"acceptParty": bool} or {"acceptQuote": bool}; else 3100."""
+    if len(body) != 1:
+        raise _bad('the body must be exactly {"acceptParty": true|false} or {"acceptQuote": true|false}')
+    (what, value), = body.items()
+    if what not in ("acceptParty", "acceptQuote") or not isinstance(value, bool):
+        raise _bad('the body must be exactly {"acceptParty": true|false} or {"acceptQuote": true|false}')
+    return what, value
+
+
+async def decide(sim: Simulator, dfsp: SimDfsp, transfer_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """PUT /<dfsp>/send/<transferId>: the customer's answer to a paused /send; then its next pause or end."""
+    flow = sim.send_flows.running_flow(dfsp.name, transfer_id)
+    if flow is None:
+        raise FspiopError("3208", f"{dfsp.name} has no /send {transfer_id} running", status=404)
+    what, accepted = _decision(body)
+    if not flow.pauses.answer(what, accepted):
+        waiting = flow.pauses.waiting_for
+        raise _bad(f"/send {transfer_id} is {flow.showing}: "
+                   + (f"it waits for {waiting}, not {what}" if waiting else "it waits for no confirmation"))
+    return await flow.pauses.next()
+
+
+def current(sim: Simulator, dfsp: SimDfsp, transfer_id: str) -> dict[str, Any]:
+    """GET /<dfsp>/send/<transferId>: the flow's body now (running, or one of the last finished)."""
+    flow = sim.send_flows.running_flow(dfsp.name, transfer_id)
+    if flow is not None:
+        return flow.view()
+    finished = sim.send_flows.finished(dfsp.name, transfer_id)
+    if finished is None:
+        raise FspiopError("3208", f"{dfsp.name} has no /send {transfer_id} (it keeps the last "
+                                  f"{sim.send_flows.kept} finished ones)", status=404)
+    return finished[1]

@@ -21,6 +21,11 @@ a DFSP does with it, in the background:
   -> mobile_sim.thirdparty: to the simulated PISP (mobile_sim.pisp) or to the DFSP's third-party
   side (mobile_sim.tpdfsp). The ALS's PUT /participants/THIRD_PARTY_LINK/{ID} goes to the
   DFSP's linking flow waiting for it, like any callback.
+
+Everything that happens is also published on `feed` (mobile_sim.feed), for the wallet page:
+every request a DFSP sends passes `send` (a "wire" event, direction "out"; the incoming ones are
+published by mobile_sim.app as they arrive), and every customer's texts and balance moves reach
+it through the books' watch (`_watch`).
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobile_sim import bulk, payee, payer, pisp, rtp, thirdparty
-from mobile_sim.dfsp import SimDfsp
+from miniloop.fspiop.headers import new_traceparent
+from mobile_sim import bulk, feed, join, payee, payer, pisp, rtp, thirdparty
+from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.fspiop_client import Answer, SwitchClient
-from mobile_sim.tasks import TaskPool, Waiters
+from mobile_sim.tasks import FlowRecords, TaskPool, Waiters
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +84,9 @@ class Simulator:
         self.pool = TaskPool()
         self.waiters = Waiters()
         self.sends_in_flight = 0
-        self.rtp_flows: dict[tuple[str, str], Any] = {}  # (payee DFSP, transactionRequestId) -> rtp flow
+        self.send_flows = FlowRecords()  # /send and /payQr flows by (DFSP, transferId), for GET and PUT
+        self.rtp_records = FlowRecords()  # /requestToPay flows by (payee DFSP, transactionRequestId)
+        self.rtp_flows: dict[tuple[str, str], Any] = self.rtp_records.running  # the running ones (rtp.tap)
         self.payer_requests_in_flight = 0
         self.bulk = bulk.BulkState()  # bulk payments (mobile_sim.bulk)
         # the Third-party API (mobile_sim.thirdparty): the simulated PISPs, the flows' mailboxes,
@@ -88,6 +96,21 @@ class Simulator:
         self.tp_flows = 0
         self.pisp_flows = 0
         self.base_url = ""
+        self.feed = feed.Feed()  # what happens, live, for the wallet page (mobile_sim.feed)
+        self.joins = join.Joins()  # customers who joined through POST /<dfsp>/customers
+        for dfsp in dfsps.values():
+            dfsp.books.listen(self._watch(dfsp.name))
+
+    def _watch(self, dfsp: str) -> Any:
+        """What a DFSP's customers report (texts, balance moves), published on the feed."""
+
+        def watch(kind: str, customer: Customer, message: dict[str, Any] | None) -> None:
+            if kind == "text" and message is not None:
+                self.feed.publish(feed.text(dfsp, customer, message))
+            elif kind == "balance":
+                self.feed.publish(feed.balance(dfsp, customer))
+
+        return watch
 
     async def start(self) -> None:
         await self.client.open()
@@ -97,6 +120,8 @@ class Simulator:
         self.waiters.cancel_all()
         self.tp_mail.stop_all()
         rtp.stop_all(self)
+        for flow in list(self.send_flows.running.values()):
+            flow.pauses.stop()
 
     async def stop(self) -> None:
         await self.pool.close()
@@ -140,11 +165,14 @@ class Simulator:
 
     async def send(self, dfsp: SimDfsp, method: str, path: str, body: dict[str, Any] | None, *,
                    destination: str | None, traceparent: str | None) -> Answer:
-        """One request from `dfsp` to the switch."""
+        """One request from `dfsp` to the switch, published on the feed with the hub's answer."""
+        traceparent = traceparent or new_traceparent()  # so that the feed can say which trace it starts
         answer = await self.client.send(method, path, body, source=dfsp.name, destination=destination,
                                         traceparent=traceparent)
         if not answer.accepted:
             log.warning("%s: %s %s refused by the switch: %s", dfsp.name, method, path, answer.error)
+        self.feed.publish(feed.wire(dfsp.name, "out", method, path, dfsp.name, destination, answer.status,
+                                    traceparent, body, answer.error))
         return answer
 
     async def reply(self, message: Incoming, method: str, path: str, body: dict[str, Any]) -> Answer:
