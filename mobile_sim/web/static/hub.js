@@ -16,6 +16,7 @@ export function mountHub(root, { showJoin = true } = {}) {
   const joinEl = h('div', { class: 'join-qr', testid: 'join-qr' });
   const log = h('ol', { class: 'hub-log' });
   const note = h('p', { class: 'note', hidden: true });
+  const positionsTitle = h('h3', {}, 'Positions');
 
   const el = h('section', { class: 'hub-pane', testid: 'hub' },
     h('h2', {}, 'The hub'),
@@ -23,11 +24,11 @@ export function mountHub(root, { showJoin = true } = {}) {
     h('div', { class: 'hub-grid' },
       h('div', { class: 'hub-seq card' }, h('h3', {}, 'On the wire'), seqHost),
       h('div', { class: 'hub-side' },
-        h('div', { class: 'card' }, h('h3', {}, 'Positions'),
-          h('table', { class: 'positions' },
+        h('div', { class: 'card' }, positionsTitle,
+          h('div', { class: 'table-scroll' }, h('table', { class: 'positions' },
             h('thead', {}, h('tr', {}, h('th', {}, 'Participant'), h('th', { class: 'num' }, 'Position'), h('th', { class: 'num' }, 'Net Debit Cap'),
               h('th', { class: 'bar-col' }, 'Used'), h('th', { class: 'num' }, 'Settlement'))),
-            positions),
+            positions)),
           windowEl),
         h('details', { class: 'card hub-events' }, h('summary', {}, 'Hub events'), log),
         showJoin ? h('div', { class: 'card' }, h('h3', {}, 'Join with your phone'), joinEl) : null)));
@@ -43,6 +44,11 @@ export function mountHub(root, { showJoin = true } = {}) {
     }
     note.hidden = true;
     const parts = r.body.participants || [];
+    const currencies = [...new Set(parts.map((p) => p.currency).filter(Boolean))];
+    const one = currencies.length === 1 ? currencies[0] : null;
+    const cur = (p) => (one ? '' : p.currency);
+    const show = (a, p) => (one ? formatAmount(a, one).replace(` ${one}`, '') : formatAmount(a, cur(p)));
+    positionsTitle.textContent = one ? `Positions (${one})` : 'Positions';
     clear(positions, parts.length ? null : h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No participants yet.')),
       parts.map((p) => {
         const used = fraction(p.position, p.ndc);
@@ -50,11 +56,11 @@ export function mountHub(root, { showJoin = true } = {}) {
         return h('tr', { testid: 'position', 'data-participant': p.name, 'data-position': p.position ?? '', 'data-ndc': p.ndc ?? '',
           class: p.active === false ? 'inactive' : '' },
           h('td', {}, p.name, p.active === false ? h('span', { class: 'muted' }, ' (inactive)') : null),
-          h('td', { class: `num${isNegative(p.position) ? ' negative' : ''}` }, formatAmount(p.position, p.currency)),
-          h('td', { class: 'num' }, p.ndc === null || p.ndc === undefined ? '—' : formatAmount(p.ndc, p.currency)),
+          h('td', { class: `num${isNegative(p.position) ? ' negative' : ''}` }, show(p.position, p)),
+          h('td', { class: 'num' }, p.ndc === null || p.ndc === undefined ? '—' : show(p.ndc, p)),
           h('td', { class: 'bar-col' }, h('div', { class: 'bar', title: `${Math.round(used * 100)} % of the cap` },
             h('div', { class: `bar-fill ${level}`, style: `width: ${(used * 100).toFixed(1)}%` }))),
-          h('td', { class: 'num' }, formatAmount(p.settlementBalance, p.currency)));
+          h('td', { class: 'num' }, show(p.settlementBalance, p)));
       }));
     const w = r.body.window;
     windowEl.setAttribute('data-window-id', w ? String(w.id) : '');

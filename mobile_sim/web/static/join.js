@@ -17,7 +17,7 @@ function storePhone(p) {
 const phoneUrl = (p) => `/phone/${encodeURIComponent(p.dfsp)}/${encodeURIComponent(p.id)}`;
 
 export async function mountJoin(root) {
-  const name = field('Your name', { testid: 'join-name', autocomplete: 'given-name', maxlength: 60, placeholder: 'Ada' });
+  const name = field('Your name', { testid: 'join-name', autocomplete: 'given-name', maxlength: 60, placeholder: 'e.g. Ada' });
   const status = h('div', { class: 'join-status' });
   const submit = h('button', { class: 'primary', type: 'submit', testid: 'join-submit' }, 'Join');
   const previous = h('div', { class: 'join-previous' });

@@ -137,8 +137,8 @@ export async function mountPhone(root, { dfsp, id }) {
   }
 
   function sendPanel() {
-    const to = field('To (phone number)', { testid: 'send-to', type: 'tel', inputmode: 'tel', placeholder: '27720000001' });
-    const amount = field(`Amount (${currency})`, { testid: 'send-amount', inputmode: 'decimal', placeholder: '25' });
+    const to = field('To (phone number)', { testid: 'send-to', type: 'tel', inputmode: 'tel', placeholder: 'e.g. 27720000001' });
+    const amount = field(`Amount (${currency})`, { testid: 'send-amount', inputmode: 'decimal', placeholder: 'e.g. 25' });
     const form = h('form', { class: 'form', onsubmit: (e) => { e.preventDefault(); panel.go(); } },
       to.row, amount.row, h('button', { class: 'primary', type: 'submit', testid: 'send-next' }, 'Next'));
     const panel = flowPanel({
@@ -253,7 +253,7 @@ export async function mountPhone(root, { dfsp, id }) {
     const agents = agentsOf(cfg);
     const select = h('select', { testid: 'cashout-agent' },
       agents.map((a) => h('option', { value: `${a.idType}/${a.id}`, 'data-dfsp': a.dfsp }, `${a.name} (${a.dfsp})`)));
-    const amount = field(`Amount (${currency})`, { testid: 'cashout-amount', inputmode: 'decimal', placeholder: '20' });
+    const amount = field(`Amount (${currency})`, { testid: 'cashout-amount', inputmode: 'decimal', placeholder: 'e.g. 20' });
     const form = h('form', { class: 'form', onsubmit: (e) => { e.preventDefault(); panel.go(); } },
       agents.length ? null : h('p', { class: 'note' }, 'There are no cash agents on this hub.'),
       h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Agent'), select),
@@ -331,6 +331,9 @@ export async function mountPhone(root, { dfsp, id }) {
     const cand = newest ? { otp: newest.otp, transactionRequestId: newest.transactionRequestId, at: newest.at, fresh: !!newest._live }
       : state.liveOtp;
     if (!cand || !cand.otp) return null;
+    // a text after the OTP that ends a payment (paid, failed, declined): the OTP is used up
+    const ending = state.messages.find((x) => ['otp', 'paid', 'failed', 'declined'].includes(x.kind));
+    if (newest && ending && ending !== newest) return null;
     const req = state.requests.find((r) => r.transactionRequestId === cand.transactionRequestId);
     if (req) {
       if (FINAL_REQUEST.includes(String(req.state || '').toUpperCase())) return null;

@@ -1,7 +1,7 @@
 // The PISP app (budgetapp): a budgeting app that pays from accounts it does not hold. Link a
 // customer's account (OTP read from their phone), list the links, pay from one, unlink.
 import { config, get, post, simUrl } from './api.js';
-import { on } from './events.js';
+import { on, debounce } from './events.js';
 import { formatAmount, cleanAmount } from './money.js';
 import { h, clear, field, busy, resultBox } from './ui.js';
 import { explain, title } from './words.js';
@@ -28,8 +28,8 @@ export async function mountPisp(root) {
   dfspSelect.addEventListener('change', fillUsers);
   fillUsers();
   const linksEl = h('ul', { class: 'pisp-links', testid: 'pisp-links' });
-  const payTo = field('Pay to (phone number)', { testid: 'pisp-pay-to', type: 'tel', inputmode: 'tel', placeholder: '27730000001' });
-  const payAmount = field('Amount', { testid: 'pisp-pay-amount', inputmode: 'decimal', placeholder: '25' });
+  const payTo = field('Pay to (phone number)', { testid: 'pisp-pay-to', type: 'tel', inputmode: 'tel', placeholder: 'e.g. 27730000001' });
+  const payAmount = field('Amount', { testid: 'pisp-pay-amount', inputmode: 'decimal', placeholder: 'e.g. 25' });
   const payFrom = h('p', { class: 'muted' });
   const resultHost = h('div', { class: 'pisp-result-host' });
   const wireHost = h('div');
@@ -139,4 +139,7 @@ export async function mountPisp(root) {
   render();
   refreshLinks();
   on('reconnect', refreshLinks);
+  // a DFSP can revoke a link on its side: its PATCH /consents/{ID} to the PISP shows on the wire
+  const refreshSoon = debounce(refreshLinks, 300);
+  on('wire', (e) => { if (e && e.dfsp === pisp && e.method === 'PATCH' && String(e.path).startsWith('/consents/')) refreshSoon(); });
 }

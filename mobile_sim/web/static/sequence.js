@@ -19,7 +19,8 @@ export function mountSequence(root) {
   let selected = null; // the seq whose body is shown
 
   const title = h('div', { class: 'seq-title' });
-  const diagram = h('div', { class: 'sequence', testid: 'sequence' });
+  const grid = h('div', { class: 'seq-grid' });
+  const diagram = h('div', { class: 'sequence', testid: 'sequence' }, grid);
   const body = h('div', { class: 'seq-body' });
   const history = h('ol', { class: 'seq-history' });
   const follow = h('button', { class: 'link-button', hidden: true, onclick: () => { pinned = null; selected = null; render(); } }, 'Follow the newest');
@@ -62,7 +63,7 @@ export function mountSequence(root) {
         label(g), ` (${g.events.length})`))));
     if (!current) {
       clear(title, 'No payment yet');
-      clear(diagram, h('p', { class: 'muted' }, 'Make a payment on a phone: every message between the DFSPs and the hub appears here.'));
+      clear(grid, h('p', { class: 'muted seq-empty' }, 'Make a payment on a phone: every message between the DFSPs and the hub appears here.'));
       clear(body);
       return;
     }
@@ -75,7 +76,7 @@ export function mountSequence(root) {
     const nLeft = Math.max(1, Math.floor(dfsps.length / 2));
     const lanes = [...dfsps.slice(0, nLeft), 'Hub', ...dfsps.slice(nLeft)];
     const cols = lanes.length * 2;
-    diagram.style.setProperty('--cols', cols);
+    grid.style.setProperty('--cols', cols);
     const laneOf = (name) => lanes.indexOf(name);
     const items = [];
     lanes.forEach((name, i) => {
@@ -103,7 +104,7 @@ export function mountSequence(root) {
         status ? h('span', { class: 'arrow-status' }, ` ${status}`) : null),
       h('span', { class: 'arrow-line' })));
     });
-    clear(diagram, items);
+    clear(grid, items);
     const sel = selected !== null && events.get(selected);
     clear(body, sel ? h('div', { class: 'wire-detail' },
       h('div', {}, h('strong', {}, `${sel.method} ${pathOnly(sel.path)}`), ` ${sel.source || ''} → ${sel.destination || 'Hub'}`,

@@ -26,9 +26,9 @@ export async function mountTill(root, { dfsp, id }) {
   let rtp = null; // {transactionRequestId, payerName}
 
   const statusEl = h('div', { class: 'till-status', testid: 'till-status', 'data-state': 'IDLE', role: 'status', 'aria-live': 'polite' }, 'Ready');
-  const amount = field(`Amount (${currency})`, { testid: 'till-amount', inputmode: 'decimal', placeholder: '12.50' });
-  const ref = field('Reference (optional)', { testid: 'till-ref', placeholder: 'TABLE-4', maxlength: 128 });
-  const payer = field("Customer's phone number", { testid: 'till-payer', type: 'tel', inputmode: 'tel', placeholder: '27720000001' });
+  const amount = field(`Amount (${currency})`, { testid: 'till-amount', inputmode: 'decimal', placeholder: 'e.g. 12.50' });
+  const ref = field('Reference (optional)', { testid: 'till-ref', placeholder: 'e.g. TABLE-4', maxlength: 128 });
+  const payer = field("Customer's phone number", { testid: 'till-payer', type: 'tel', inputmode: 'tel', placeholder: 'e.g. 27720000001' });
   const formError = h('p', { class: 'form-error', role: 'alert' });
   const qrHost = h('div', { class: 'qr-host' });
   const otpHost = h('div', { class: 'otp-host' });
