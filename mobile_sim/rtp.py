@@ -465,7 +465,7 @@ async def type_otp(sim: Simulator, dfsp: SimDfsp, request_id: str, body: dict[st
         raise FspiopError("3206", f"{dfsp.name} has no /requestToPay {request_id} running", status=404)
     otp = _typed(body)
     if not flow.pauses.answer("otp", otp):
-        raise _bad(f"/requestToPay {request_id} is {flow.showing}: it waits for no OTP now")
+        raise _bad(f"/requestToPay {request_id} waits for no OTP now ({flow.showing})")
     return await flow.pauses.next()
 
 

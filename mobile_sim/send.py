@@ -595,8 +595,7 @@ async def decide(sim: Simulator, dfsp: SimDfsp, transfer_id: str, body: dict[str
     what, accepted = _decision(body)
     if not flow.pauses.answer(what, accepted):
         waiting = flow.pauses.waiting_for
-        raise _bad(f"/send {transfer_id} is {flow.showing}: "
-                   + (f"it waits for {waiting}, not {what}" if waiting else "it waits for no confirmation"))
+        raise _bad(f"/send {transfer_id} waits for " + (f"{waiting}, not {what}" if waiting else "no confirmation now"))
     return await flow.pauses.next()
 
 

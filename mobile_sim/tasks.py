@@ -135,6 +135,8 @@ class Pauses:
 
     async def ask(self, what: str, status: int, body: Any, timeout: float) -> Any:
         """Show (status, body) to the caller waiting, then wait for the answer to `what`."""
+        if timeout <= 0:
+            raise TimeoutError()  # no time left to answer: never show a pause nobody can answer
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._answer, self.waiting_for = answer, what
         self._reach(status, body)

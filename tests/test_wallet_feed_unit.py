@@ -4,7 +4,7 @@ What the wallet page relies on: events numbered in order and stamped in UTC, a s
 falls behind loses only its oldest events (and is told how many), a bounded number of
 subscribers, a short history for a page that connects late; and, from a running simulator, every
 FSPIOP message of a payment in both directions with one trace id, the texts, the balances and
-the flow's states.
+the flow's states. Last, the machinery of the flows that pause for a person (mobile_sim.tasks).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from mobile_sim.feed import (
     FeedFull,
     trace_id,
 )
+from mobile_sim.tasks import FlowRecords, Pauses, Stopping
 
 AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
@@ -168,3 +169,60 @@ def test_a_simulator_publishes_a_whole_payment() -> None:
         assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
 
     run_with_switch(test)
+
+
+# --------------------------------------------------------------------------- the pauses of interactive flows
+
+
+def test_a_paused_flow_answers_each_caller_at_its_next_pause_or_end() -> None:
+    async def run() -> None:
+        pauses = Pauses()
+
+        async def flow() -> None:
+            party = await pauses.ask("acceptParty", 200, "paused at the party", 5)
+            assert party is True
+            await pauses.ask("acceptQuote", 200, "paused at the quote", 5)
+            pauses.end(200, "committed")
+
+        task = asyncio.create_task(flow())
+        assert await pauses.next() == (200, "paused at the party")
+        assert not pauses.answer("acceptQuote", True)  # not what it waits for
+        assert pauses.answer("acceptParty", True)
+        assert not pauses.answer("acceptParty", True)  # answered once only
+        hung_up = asyncio.create_task(pauses.next())
+        await asyncio.sleep(0)
+        hung_up.cancel()  # a caller that goes away does not stop the flow
+        assert await pauses.next() == (200, "paused at the quote")
+        assert pauses.answer("acceptQuote", True)
+        assert await pauses.next() == (200, "committed")
+        await task
+
+    asyncio.run(run())
+
+
+def test_a_pause_nobody_answers_times_out_and_a_stopping_simulator_ends_it() -> None:
+    async def run() -> None:
+        pauses = Pauses()
+        with pytest.raises(TimeoutError):
+            await pauses.ask("otp", 200, "waiting", 0.01)
+        with pytest.raises(TimeoutError):
+            await pauses.ask("otp", 200, "never shown", 0)  # no time left: no pause at all
+        waiting = asyncio.create_task(pauses.ask("otp", 200, "waiting", 5))
+        await asyncio.sleep(0)
+        pauses.stop()
+        with pytest.raises(Stopping):
+            await waiting
+
+    asyncio.run(run())
+
+
+def test_finished_flows_are_kept_per_dfsp_up_to_a_limit() -> None:
+    records = FlowRecords(kept=3)
+    for n in range(5):
+        records.started("green", str(n), object())
+        records.ended("green", str(n), 200, {"n": n})
+    records.started("blue", "x", "running")
+    assert records.finished("green", "0") is None and records.finished("green", "4") == (200, {"n": 4})
+    assert records.running_flow("blue", "x") == "running" and records.running_flow("green", "4") is None
+    records.ended("blue", "x")  # ended without an answer (cancelled): forgotten
+    assert records.running == {} and records.finished("blue", "x") is None
