@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Hub, HubLauncher, error_code
+from conftest import Hub, HubLauncher, error_code, wait_until
 from miniloop import lan
 
 D = Decimal
@@ -367,6 +368,29 @@ def test_streams_end_when_the_hub_stops_and_it_stops_at_once(hubs: HubLauncher) 
         assert time.monotonic() - started < 5
         with pytest.raises((AssertionError, httpx.HTTPError)):
             events.next()  # the stream ended
+
+
+def test_at_most_a_hundred_pages_watch_at_once(demo: Hub, wallet: httpx.Client) -> None:
+    host, port = demo.urls["wallet"].removeprefix("http://").rsplit(":", 1)
+    streams: list[socket.socket] = []
+    try:
+        for _ in range(100):
+            sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+            streams.append(sock)
+            sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            head = sock.recv(4096).decode(errors="replace")
+            assert head.startswith("HTTP/1.1 200"), head
+        r = wallet.get("/api/events")
+        assert r.status_code == 503 and error_code(r) == "2003", r.text
+    finally:
+        for sock in streams:
+            sock.close()
+
+    def open_again() -> bool:
+        with open_events(wallet) as response:
+            return response.status_code == 200
+
+    wait_until(open_again, 10, what="a stream once the others closed")
 
 
 # --------------------------------------------------------------------------- an --empty hub

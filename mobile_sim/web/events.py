@@ -1,6 +1,7 @@
 """GET /api/events: what happens, as server-sent events, for every open page.
 
-Two sources, one subscription each for the whole app, fanned out to the pages:
+Two sources, one subscription each for the whole app (while a page watches), fanned out to the
+pages:
 
 - the simulators' feed (mobile_sim.feed): every FSPIOP message a simulated DFSP exchanges with
   the hub ("wire"), texts on phones, balances, flows, new customers; each sent as
@@ -88,40 +89,40 @@ class Client:
 
 
 class Events:
-    """The app's event sources and its open pages."""
+    """The app's event sources and its open pages.
+
+    The sources are subscribed only while at least one page watches: with no page open (a bench
+    run, a hub nobody looks at) the wallet port costs the hub's event loop nothing per payment.
+    """
 
     def __init__(self, sim: Any, nats_url: str | None) -> None:
         self.sim = sim
         self.feed = getattr(sim, "feed", None)  # None on an --empty hub
         self.nats_url = nats_url
         self.clients: set[Client] = set()
+        self.watchers = 0  # streams open or opening
         self.stopping = False
         self._nc: Any = None
-        self._subscription: Any = None
+        self._hub_subscription: Any = None
+        self._subscription: Any = None  # to the feed
         self._pump: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        if self.feed is not None:
-            self._subscription = self.feed.subscribe()
-            self._pump = asyncio.get_running_loop().create_task(self._pump_feed(), name="wallet-feed")
         if self.nats_url:
             self._nc = await nats.connect(
                 self.nats_url, name="miniloop-wallet", connect_timeout=5, max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5, error_cb=self._nats_error, disconnected_cb=self._nats_quiet,
                 reconnected_cb=self._nats_quiet, closed_cb=self._nats_quiet)
-            await self._nc.subscribe(HUB_SUBJECT, cb=self._on_hub_event)
 
     def stop(self) -> None:
         """End every stream now and take no new page (before the server stops)."""
         self.stopping = True
         for client in list(self.clients):
             client.close()
-        if self._subscription is not None:
-            self._subscription.close()
-        if self._pump is not None:
-            self._pump.cancel()
+        self._feed_off()
 
     async def close(self) -> None:
         """Release the sources (after the server stopped)."""
@@ -134,6 +135,37 @@ class Events:
             with suppress(Exception):
                 await self._nc.close()
             self._nc = None
+            self._hub_subscription = None
+
+    async def _sync_sources(self) -> None:
+        """Subscribe while someone watches, unsubscribe when nobody does."""
+        async with self._lock:
+            wanted = self.watchers > 0 and not self.stopping
+            if wanted and self._subscription is None and self.feed is not None:
+                try:
+                    self._subscription = self.feed.subscribe()
+                except Exception as exc:  # FeedFull: too many subscribers of the feed
+                    raise FspiopError("2003", f"the simulators' feed is busy ({exc})", status=503) from None
+                self._pump = asyncio.get_running_loop().create_task(
+                    self._pump_feed(self._subscription), name="wallet-feed")
+            elif not wanted:
+                self._feed_off()
+            if self._nc is None or self._nc.is_closed:
+                return
+            if wanted and self._hub_subscription is None:
+                self._hub_subscription = await self._nc.subscribe(HUB_SUBJECT, cb=self._on_hub_event)
+                with suppress(Exception):
+                    await self._nc.flush(timeout=2)  # NATS has the subscription before the hello goes
+            elif not wanted and self._hub_subscription is not None:
+                subscription, self._hub_subscription = self._hub_subscription, None
+                with suppress(Exception):
+                    await subscription.unsubscribe()
+
+    def _feed_off(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()  # ends the pump's loop
+            self._subscription = None
+            self._pump = None
 
     # ---------------------------------------------------------------- sources
 
@@ -146,9 +178,8 @@ class Events:
             if seq == 0 or seq > client.seen_seq:
                 client.offer(chunk)
 
-    async def _pump_feed(self) -> None:
-        assert self._subscription is not None
-        async for event in self._subscription:
+    async def _pump_feed(self, subscription: Any) -> None:
+        async for event in subscription:
             try:
                 kind = str(event.get("kind", "sim"))
                 # a wire message a page got in its hello is not sent to it again
@@ -183,12 +214,16 @@ class Events:
         """Answer GET /api/events: the stream, until the page goes away or the server stops."""
         if self.stopping:
             raise FspiopError("2003", "the wallet server is stopping", status=503)
-        if len(self.clients) >= CLIENTS_MAX:
+        if self.watchers >= CLIENTS_MAX:
             raise FspiopError("2003", f"{CLIENTS_MAX} pages are watching already: close one", status=503)
+        self.watchers += 1
         client = Client()
-        hello = self.hello(client)  # and registered in the same step: nothing falls in between
-        self.clients.add(client)
         try:
+            await self._sync_sources()  # subscribed before the hello: nothing falls in between
+            if self.stopping:
+                raise FspiopError("2003", "the wallet server is stopping", status=503)
+            hello = self.hello(client)
+            self.clients.add(client)
             response = await request.respond(
                 content_type="text/event-stream; charset=utf-8",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -201,3 +236,6 @@ class Events:
             await response.eof()
         finally:
             self.clients.discard(client)
+            self.watchers -= 1
+            if self.watchers == 0:
+                await self._sync_sources()
