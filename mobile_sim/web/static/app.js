@@ -67,8 +67,8 @@ async function room(main, cfg) {
   const hubHost = h('div', { class: 'room-hub' });
   clear(main, notes.length ? h('div', { class: 'note room-note' }, notes.map((n) => h('p', {}, n))) : null,
     cfg.dfsps.length ? null : h('div', { class: 'note room-note' },
-      h('p', {}, h('strong', {}, 'This hub has no simulated DFSPs.'), ' It was started with --empty (or a hub file without simulated DFSPs), so there are no phones or tills to show. The hub pane below still shows what the switch sees.')),
-    h('div', { class: 'room' }, devices, hubHost));
+      h('p', {}, h('strong', {}, 'This hub has no simulated DFSPs.'), ' It was started with --empty (or a hub file without simulated DFSPs), so there are no phones or tills to show. The hub pane still shows what the switch sees.')),
+    h('div', { class: `room${phones.length || till || cfg.pisps.length ? '' : ' no-devices'}` }, devices, hubHost));
   const side = h('div', { class: 'room-col room-side' });
   const mounting = [];
   for (const p of phones) {
@@ -98,7 +98,7 @@ async function main() {
     clear(main, h('div', { class: 'note bad' }, h('p', {}, `Cannot reach miniloop: ${cfgError.message}`), h('button', { class: 'primary', onclick: () => location.reload() }, 'Try again')));
     return;
   }
-  on('customer', () => config(true));
+  on('customer', () => { config(true).catch(() => {}); });
   if (view === 'room') await room(main, cfg);
   else if (view === 'phone' && parts.length >= 3) { document.title = `${parts[2]} · ${parts[1]} — miniloop`; await mountPhone(main, { dfsp: parts[1], id: parts.slice(2).join('/') }); }
   else if (view === 'till' && parts.length >= 3) { document.title = `Till · ${parts[1]} — miniloop`; await mountTill(main, { dfsp: parts[1], id: parts.slice(2).join('/') }); }

@@ -7,6 +7,13 @@ import { formatAmount, fraction, isNegative } from './money.js';
 import { h, clear, shortTime } from './ui.js';
 import { mountSequence } from './sequence.js';
 
+// a time today, or a date and time for an older one
+function since(at) {
+  const d = new Date(at);
+  if (isNaN(d)) return String(at);
+  return d.toDateString() === new Date().toDateString() ? shortTime(at) : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+}
+
 const HUB_SUBJECTS = /^ml\.event\.(transfer|participant|settlementWindow|settlement)\./;
 
 export function mountHub(root, { showJoin = true } = {}) {
@@ -66,7 +73,7 @@ export function mountHub(root, { showJoin = true } = {}) {
     windowEl.setAttribute('data-window-id', w ? String(w.id) : '');
     windowEl.setAttribute('data-state', w ? w.state : '');
     clear(windowEl, w ? [h('span', {}, 'Settlement window '), h('strong', {}, `#${w.id}`), ` ${w.state}`,
-      w.createdDate ? h('span', { class: 'muted' }, ` since ${shortTime(w.createdDate)}`) : null]
+      w.createdDate ? h('span', { class: 'muted' }, ` since ${since(w.createdDate)}`) : null]
       : h('span', { class: 'muted' }, 'No open settlement window.'));
   }
 

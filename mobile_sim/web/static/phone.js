@@ -67,10 +67,11 @@ export async function mountPhone(root, { dfsp, id }) {
   const toast = h('div', { class: 'toast', hidden: true, role: 'status', 'aria-live': 'polite' });
   function showBalance(balance, reserved) {
     if (balance !== undefined && balance !== null) {
+      const moved = balance !== state.balance;
       state.balance = balance;
       balanceEl.setAttribute('data-amount', balance);
       balanceEl.textContent = formatAmount(balance, currency);
-      balanceEl.classList.remove('flash'); void balanceEl.offsetWidth; balanceEl.classList.add('flash');
+      if (moved) { balanceEl.classList.remove('flash'); void balanceEl.offsetWidth; balanceEl.classList.add('flash'); }
     }
     state.reserved = reserved;
     reservedEl.textContent = reserved && /[1-9]/.test(reserved) ? `${formatAmount(reserved, currency)} on hold` : '';

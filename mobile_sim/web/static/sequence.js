@@ -23,9 +23,10 @@ export function mountSequence(root) {
   const diagram = h('div', { class: 'sequence', testid: 'sequence' }, grid);
   const body = h('div', { class: 'seq-body' });
   const history = h('ol', { class: 'seq-history' });
+  const historyBox = h('details', { class: 'seq-history-box', open: true }, h('summary', {}, 'Earlier payments'), history);
   const follow = h('button', { class: 'link-button', hidden: true, onclick: () => { pinned = null; selected = null; render(); } }, 'Follow the newest');
   clear(root, h('div', { class: 'seq-wrap' }, h('div', { class: 'seq-top' }, title, follow), diagram, body,
-    h('details', { class: 'seq-history-box', open: true }, h('summary', {}, 'Earlier payments'), history)));
+    historyBox));
 
   function groups() {
     const list = [...events.values()].sort((a, b) => a.seq - b.seq);
@@ -57,6 +58,7 @@ export function mountSequence(root) {
     const all = groups();
     const current = (pinned && all.find((g) => g.key === pinned)) || all[all.length - 1];
     follow.hidden = !pinned;
+    historyBox.hidden = all.length < 2;
     clear(history, all.slice(-10).reverse().map((g) => h('li', {},
       h('button', { class: `link-button${g === current ? ' current' : ''}${g.events.some(isError) ? ' has-error' : ''}`,
         onclick: () => { pinned = g === all[all.length - 1] ? null : g.key; selected = null; render(); } },
