@@ -175,14 +175,17 @@ export async function mountPhone(root, { dfsp, id }) {
     amount.row.hidden = true;
     async function loadQrs() {
       const r = await get('/api/qrs');
-      const qrs = (r.ok && r.body && r.body.qrs) || [];
+      // newest first; the same code shown twice is listed once
+      const seen = new Set();
+      const qrs = ((r.ok && r.body && r.body.qrs) || []).filter((q) => q && q.payload && !seen.has(q.payload) && seen.add(q.payload));
       const current = payload.value.trim();
       clear(pick, qrs.length ? null : h('p', { class: 'muted' }, 'No QR codes on show. Ask the shop to show one, or paste the code’s text below.'),
         qrs.slice(0, 8).map((q) => h('button', { type: 'button', class: `qr-option${q.payload === current ? ' chosen' : ''}`, testid: 'qr-option', 'data-payload': q.payload,
           onclick: () => { payload.value = q.payload; chosen = q; parse(); } },
           h('strong', {}, q.qr && q.qr.name || q.customer || '?'),
           h('span', {}, q.qr && q.qr.amount ? formatAmount(q.qr.amount, q.qr.currency || currency) : 'any amount'),
-          q.qr && q.qr.reference ? h('span', { class: 'muted' }, q.qr.reference) : null)));
+          q.qr && q.qr.reference ? h('span', { class: 'muted' }, q.qr.reference) : null,
+          q.created ? h('span', { class: 'muted small' }, shortTime(q.created)) : null)));
     }
     function scanButton() {
       if (!canScan()) return null;
