@@ -51,6 +51,7 @@ from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
 from mobile_sim.send import (
+    CUT_SHORT,
     RUNNING,
     STOPPING,
     Stop,
@@ -179,7 +180,7 @@ class RequestToPay(WireFlow):
         """Run to the end (registered in sim.rtp_records by request_to_pay); each pause and the end
         go to whoever waits in `pauses.next()`."""
         self._announce(RUNNING)
-        status, body = 503, self.result("TIMED_OUT", STOPPING)
+        status, body = 503, self.result("TIMED_OUT", CUT_SHORT)  # unless it gets to an end of its own
         try:
             await self._run()
             status, body = 200, self.result("COMMITTED")

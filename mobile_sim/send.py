@@ -71,6 +71,8 @@ PAUSES = (("WAITING_FOR_PARTY_ACCEPTANCE", "acceptParty"), ("WAITING_FOR_QUOTE_A
 RUNNING = "IN_PROGRESS"  # the state GET /<dfsp>/send/<id> shows of a flow between pauses
 MESSAGES_MAX = 200  # messages kept in one flow's wire log
 STOPPING = {"errorCode": "2003", "errorDescription": "Service currently unavailable - the simulator is stopping"}
+CUT_SHORT = {"errorCode": "2003", "errorDescription": "Service currently unavailable - the flow was cut short "
+                                                      "(the simulator stopped, or the caller went away)"}
 _CORRELATION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
@@ -423,7 +425,7 @@ class Flow(WireFlow):
         """Run to the end; whoever waits in `pauses.next()` gets each pause and the final answer."""
         self.sim.send_flows.started(self.dfsp.name, self.transfer_id, self)
         self._announce(RUNNING)
-        status, body = 503, self.result("TIMED_OUT", STOPPING)
+        status, body = 503, self.result("TIMED_OUT", CUT_SHORT)  # unless it gets to an end of its own
         try:
             await self._run()
             status, body = 200, self.result("COMMITTED")
