@@ -64,6 +64,9 @@ from mobile_sim.sim import Incoming, Simulator
 def sim_app(hub: hubfile.HubFile | None, switch_url: str, health: dict[str, Any]) -> Sanic:
     """The Sanic app of the sim port; with no hub file (--empty) it serves /health only."""
     app = new_app("miniloop_sim", health)
+    # a driving call answers when its flow ends: up to its timeoutSeconds (a bulk payment's 600 s
+    # at most), so Sanic's default of 60 s would cut a person taking their time on a phone short
+    app.config.RESPONSE_TIMEOUT = bulk_flow.MAX_TIMEOUT_S + 30
     dfsps = simulated(hub)
     if not dfsps:
         return app

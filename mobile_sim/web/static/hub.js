@@ -34,7 +34,7 @@ export function mountHub(root, { showJoin = true } = {}) {
         h('div', { class: 'card' }, positionsTitle,
           h('div', { class: 'table-scroll' }, h('table', { class: 'positions' },
             h('thead', {}, h('tr', {}, h('th', {}, 'Participant'), h('th', { class: 'num' }, 'Position'), h('th', { class: 'num' }, 'Net Debit Cap'),
-              h('th', { class: 'bar-col' }, 'Used'), h('th', { class: 'num' }, 'Settlement'))),
+              h('th', { class: 'bar-col' }, 'Used'), h('th', { class: 'num', title: 'money the DFSP has deposited at the settlement bank' }, 'Funds'))),
             positions)),
           windowEl),
         h('details', { class: 'card hub-events' }, h('summary', {}, 'Hub events'), log),
@@ -67,7 +67,7 @@ export function mountHub(root, { showJoin = true } = {}) {
           h('td', { class: 'num' }, p.ndc === null || p.ndc === undefined ? '—' : show(p.ndc, p)),
           h('td', { class: 'bar-col' }, h('div', { class: 'bar', title: `${Math.round(used * 100)} % of the cap` },
             h('div', { class: `bar-fill ${level}`, style: `width: ${(used * 100).toFixed(1)}%` }))),
-          h('td', { class: 'num' }, show(p.settlementBalance, p)));
+          h('td', { class: 'num' }, show(p.liquidity ?? p.settlementBalance, p)));
       }));
     const w = r.body.window;
     windowEl.setAttribute('data-window-id', w ? String(w.id) : '');
