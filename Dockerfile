@@ -13,6 +13,6 @@ COPY scenarios ./scenarios
 RUN pip install --no-cache-dir . && rm -rf /src
 
 VOLUME /data
-EXPOSE 3000 3001 3007 4001 3090
+EXPOSE 3000 3001 3007 4001 3090 3080
 # the Admin and Settlement APIs have no authentication yet: publish their ports only where you trust the network
 CMD ["miniloop", "up", "--headless", "--host", "0.0.0.0", "--data-dir", "/data"]

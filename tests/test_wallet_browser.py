@@ -237,6 +237,38 @@ def test_an_unknown_number_and_too_large_an_amount_say_why_in_words(open_page: C
     expect_balance(lindiwe, before)  # nothing moved
 
 
+def set_ndc(demo: Hub, dfsp: str, value: Decimal) -> None:
+    r = httpx.put(f"{demo.urls['admin']}/participants/{dfsp}/limits", timeout=10, json={
+        "currency": "USD", "limit": {"type": "NET_DEBIT_CAP", "value": int(value), "alarmPercentage": 10}})
+    assert r.status_code == 200, r.text
+
+
+def test_a_payment_past_the_dfsps_net_debit_cap_says_so_and_moves_nothing(
+        open_page: Callable[[str], Page], demo: Hub) -> None:
+    positions = httpx.get(f"{demo.urls['admin']}/participants/bluewallet/positions", timeout=10).json()
+    position_now = D(str(next(p["value"] for p in positions if p["currency"] == "USD")))
+    amount = max(D(0), -position_now) + 5  # what takes bluewallet past a cap of 0
+    page = open_page("/phone/bluewallet/27720000002")
+    fatima = phone(page, "bluewallet", "27720000002")
+    before = balance_of(fatima)
+    set_ndc(demo, "bluewallet", D(0))
+    try:
+        by_id(fatima, "tab-send").click()
+        by_id(fatima, "send-to").fill("27710000003")
+        by_id(fatima, "send-amount").fill(fmt(amount))
+        by_id(fatima, "send-next").click()
+        expect(by_id(fatima, "payee-name")).to_contain_text("Lindiwe Dube")
+        by_id(fatima, "accept-party").click()
+        by_id(fatima, "confirm").click()
+        result = by_id(fatima, "result")
+        expect(result).to_have_attribute("data-state", "ABORTED")
+        expect(by_id(result, "error-code")).to_have_text("4200")
+        expect(result).to_contain_text(re.compile(r"limit", re.I))
+        expect_balance(fatima, before)  # the hub refused: the wallet released what it held
+    finally:
+        set_ndc(demo, "bluewallet", D(50000))
+
+
 # --------------------------------------------------------------------------- (4) request to pay with an OTP
 
 
