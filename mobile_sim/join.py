@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from miniloop import money
-from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim import bodies, feed
 from mobile_sim.bulk import Exchanges, register
 from mobile_sim.dfsp import Customer, SimDfsp
+from mobile_sim.send import order_amount
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Simulator
@@ -92,21 +91,8 @@ def parse_join(dfsp: SimDfsp, body: dict[str, Any]) -> JoinOrder:
         if not isinstance(name, str) or not name.isprintable() or not 1 <= len(name.strip()) <= NAME_MAX:
             raise _bad(f"name must be 1 to {NAME_MAX} printable characters")
         name = name.strip()
-    return JoinOrder(name, money.to_units(_balance(body.get("balance", DEFAULT_BALANCE), dfsp.currency)))
-
-
-def _balance(raw: Any, currency: str) -> Decimal:
-    """An opening balance: a string or an integer, 0 or more, with at most the currency's decimals."""
-    if isinstance(raw, (float, bool)):
-        raise _bad("balance must be a string such as \"500\" (or an integer), never a float")
-    try:
-        amount = money.parse_amount(raw)
-    except money.AmountError as exc:
-        raise _bad(f"balance: {exc}") from None
-    exponent = ilp.CURRENCY_EXPONENTS.get(currency, money.SCALE)
-    if amount < 0 or amount != round(amount, exponent):
-        raise _bad(f"balance must be 0 or more with at most {exponent} decimals in {currency}")
-    return amount
+    return JoinOrder(name, money.to_units(order_amount(body.get("balance", DEFAULT_BALANCE), dfsp.currency, "balance",
+                                                          allow_zero=True)))
 
 
 def _taken(sim: Simulator, number: str) -> bool:

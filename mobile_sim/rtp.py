@@ -45,17 +45,15 @@ from miniloop import money
 from miniloop.fspiop import ilp
 from miniloop.fspiop.errors import FspiopError
 from miniloop.services.oracles import PARTY_ID_TYPES
-from mobile_sim import bodies, feed, usecases
+from mobile_sim import bodies, usecases
 from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
 from mobile_sim.send import (
-    CUT_SHORT,
     RUNNING,
-    STOPPING,
+    PausableFlow,
     Stop,
-    WireFlow,
     _bad,
     _error_info,
     _identifier,
@@ -63,7 +61,6 @@ from mobile_sim.send import (
     ordering_customer,
     timeout_of,
 )
-from mobile_sim.tasks import Pauses, Stopping
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -130,11 +127,13 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> RtpOrder:
                     timeout_of(body))
 
 
-class RequestToPay(WireFlow):
+class RequestToPay(PausableFlow):
     """One run of /requestToPay, from the payee's side."""
 
+    FEED_KIND = "requestToPay"
+
     def __init__(self, sim: Simulator, dfsp: SimDfsp, order: RtpOrder) -> None:
-        super().__init__(sim, dfsp, order.timeout_s)
+        super().__init__(sim, dfsp, order.timeout_s, sim.rtp_records)
         self.order = order
         self.request_id = str(uuid.uuid4())
         self.transaction_type = usecases.transaction_type(order.use_case)
@@ -149,9 +148,11 @@ class RequestToPay(WireFlow):
         self.quote: dict[str, Any] | None = None
         self.authorizations: list[dict[str, Any]] = []
         self.balance_before = order.customer.balance
-        self.pauses = Pauses()
-        self.showing = RUNNING  # the state GET shows while it runs: IN_PROGRESS or WAITING_FOR_OTP
         self.retries_left: int | None = None  # while WAITING_FOR_OTP: the retriesLeft the payer's DFSP gave
+
+    @property
+    def flow_id(self) -> str:
+        return self.request_id
 
     # --- what the simulator hands us ------------------------------------------------------------
 
@@ -175,34 +176,6 @@ class RequestToPay(WireFlow):
             pass  # a payer DFSP flooding us: the flow ends at its deadline anyway
 
     # --- the flow --------------------------------------------------------------------------------
-
-    async def run(self) -> tuple[int, dict[str, Any]]:
-        """Run to the end (registered in sim.rtp_records by request_to_pay); each pause and the end
-        go to whoever waits in `pauses.next()`."""
-        self._announce(RUNNING)
-        status, body = 503, self.result("TIMED_OUT", CUT_SHORT)  # unless it gets to an end of its own
-        try:
-            await self._run()
-            status, body = 200, self.result("COMMITTED")
-        except Stop as stop:
-            status, body = stop.status, self.result(stop.state, stop.error)
-        except Exception:
-            status, body = 500, self.result("ABORTED", {"errorCode": "2001", "errorDescription":
-                                                        "Internal server error - the simulator failed"})
-            raise
-        finally:
-            self.sim.rtp_records.ended(self.dfsp.name, self.request_id, status, body)
-            self._announce(body["state"])
-            self.pauses.end(status, body)
-        return status, body
-
-    def view(self) -> dict[str, Any]:
-        """GET /<dfsp>/requestToPay/<ID> of a flow still running: its body as it is now."""
-        return self.result(self.showing)
-
-    def _announce(self, state: str) -> None:
-        self.sim.feed.publish(feed.flow(self.dfsp.name, "requestToPay", self.request_id, self.order.customer.id,
-                                        state, self.step))
 
     async def _run(self) -> None:
         order, dfsp = self.order, self.dfsp
@@ -316,17 +289,10 @@ class RequestToPay(WireFlow):
         """otp "ask": pause until the till types the OTP the customer reads out, or "cancel"."""
         retries = str(attempt.get("retriesLeft", ""))
         self.retries_left = int(retries) if retries.isdigit() else None
-        self.showing = WAITING_FOR_OTP
-        self._announce(WAITING_FOR_OTP)
         try:
-            otp = await self.pauses.ask("otp", 200, self.result(WAITING_FOR_OTP), self.remaining())
-        except TimeoutError:
-            raise Stop("TIMED_OUT", 504, bodies.error("2004", "no OTP was typed before the deadline")
-                       ["errorInformation"]) from None
-        except Stopping:
-            raise Stop("TIMED_OUT", 503, STOPPING) from None
+            otp = await self._pause("otp", WAITING_FOR_OTP, "no OTP was typed before the deadline")
         finally:
-            self.showing, self.retries_left = RUNNING, None
+            self.retries_left = None
         self._announce(RUNNING)
         return str(otp)
 
@@ -441,7 +407,7 @@ async def request_to_pay(sim: Simulator, dfsp: SimDfsp, body: dict[str, Any]) ->
     if len(sim.rtp_flows) >= RTP_MAX:
         raise FspiopError("2003", f"{RTP_MAX} requests to pay are already running", status=503)
     flow = RequestToPay(sim, dfsp, order)
-    sim.rtp_records.started(dfsp.name, flow.request_id, flow)
+    sim.rtp_records.started(dfsp.name, flow.request_id, flow)  # counted at once (run() registers it too)
     if order.otp != "ask":
         return await flow.run()
     # a person types the OTP: the flow outlives this call, which answers at its first pause or its end
@@ -472,12 +438,9 @@ async def type_otp(sim: Simulator, dfsp: SimDfsp, request_id: str, body: dict[st
 
 def current(sim: Simulator, dfsp: SimDfsp, request_id: str) -> dict[str, Any]:
     """GET /<dfsp>/requestToPay/<ID>: the flow's body now (running, or one of the last finished)."""
-    flow = sim.rtp_records.running_flow(dfsp.name, request_id)
-    if flow is not None:
-        return flow.view()
-    finished = sim.rtp_records.finished(dfsp.name, request_id)
-    if finished is None:
+    body = sim.rtp_records.body_of(dfsp.name, request_id)
+    if body is None:
         raise FspiopError("3206", f"{dfsp.name} has no /requestToPay {request_id} (it keeps the last "
                                   f"{sim.rtp_records.kept} finished ones)", status=404)
-    return finished[1]
+    return body
 

@@ -53,7 +53,7 @@ from mobile_sim.fspiop_client import Answer
 from mobile_sim.payee import parties_path
 from mobile_sim.pricing import text
 from mobile_sim.qr import QrError, read_payload
-from mobile_sim.tasks import Pauses, Stopping
+from mobile_sim.tasks import FlowRecords, Pauses, Stopping
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -114,17 +114,19 @@ def money_of(dfsp: SimDfsp, body: dict[str, Any]) -> tuple[str, Decimal]:
     return currency, order_amount(body.get("amount"), currency)
 
 
-def order_amount(raw: Any, currency: str) -> Decimal:
-    """An order's amount: a string or an integer, positive, with the currency's decimals; else 3100."""
-    if isinstance(raw, float):
-        raise _bad("amount must be a string such as \"10.5\" (or an integer), never a float")
+def order_amount(raw: Any, currency: str, field: str = "amount", *, allow_zero: bool = False) -> Decimal:
+    """An order's amount: a string or an integer, positive (or 0 with allow_zero), with at most the
+    currency's decimals; else 3100 naming `field`."""
+    if isinstance(raw, (float, bool)):
+        raise _bad(f"{field} must be a string such as \"10.5\" (or an integer), never a float")
     try:
         amount = money.parse_amount(raw)
     except money.AmountError as exc:
-        raise _bad(f"amount: {exc}") from None
+        raise _bad(f"{field}: {exc}") from None
     exponent = ilp.CURRENCY_EXPONENTS.get(currency, money.SCALE)
-    if amount <= 0 or amount != round(amount, exponent):
-        raise _bad(f"amount must be greater than 0 with at most {exponent} decimals in {currency}")
+    if (amount < 0 if allow_zero else amount <= 0) or amount != round(amount, exponent):
+        least = "0 or more" if allow_zero else "greater than 0"
+        raise _bad(f"{field} must be {least} with at most {exponent} decimals in {currency}")
     return amount
 
 
@@ -402,28 +404,36 @@ class WireFlow:
         return record
 
 
-class Flow(WireFlow):
-    """One run of /send: its ids, the messages exchanged, and what it learnt on the way.
+class PausableFlow(WireFlow):
+    """A flow of the driving API that a person can pause (/send with confirm, /requestToPay with otp "ask").
 
-    With `confirm` it runs in the background and stops at PAUSES for the customer's answer
-    (`pauses`); the POST and each PUT /<dfsp>/send/<id> wait for its next pause or its end.
+    It runs to its end whatever the HTTP calls driving it do: each pause and the end go to whoever
+    waits in `pauses.next()`, the flow is found by id in `records` while it runs (and its final
+    answer for a while after), and every start, pause and end is announced on the feed. Subclasses
+    give FEED_KIND, `flow_id`, `order` (with its customer), `step`, `_run()` and `result()`.
     """
 
-    def __init__(self, sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> None:
-        super().__init__(sim, dfsp, order.timeout_s)
-        self.order = order
-        self.quote_id = str(uuid.uuid4())
-        self.transfer_id = str(uuid.uuid4())  # also the transactionId, as the SDK does
-        self.step = "lookup"
-        self.payee: dict[str, Any] | None = None
-        self.quote: dict[str, Any] | None = None
-        self.balance_before = order.customer.balance
+    FEED_KIND = ""
+
+    def __init__(self, sim: Simulator, dfsp: SimDfsp, timeout_s: float, records: FlowRecords) -> None:
+        super().__init__(sim, dfsp, timeout_s)
+        self.records = records
         self.pauses = Pauses()
         self.showing = RUNNING  # the state GET shows while it runs: IN_PROGRESS or the pause's
 
+    flow_id: str
+    order: Any
+    step: str
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def result(self, state: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def run(self) -> tuple[int, dict[str, Any]]:
         """Run to the end; whoever waits in `pauses.next()` gets each pause and the final answer."""
-        self.sim.send_flows.started(self.dfsp.name, self.transfer_id, self)
+        self.records.started(self.dfsp.name, self.flow_id, self)
         self._announce(RUNNING)
         status, body = 503, self.result("TIMED_OUT", CUT_SHORT)  # unless it gets to an end of its own
         try:
@@ -436,18 +446,59 @@ class Flow(WireFlow):
                                                         "Internal server error - the simulator failed"})
             raise
         finally:
-            self.sim.send_flows.ended(self.dfsp.name, self.transfer_id, status, body)
+            self.records.ended(self.dfsp.name, self.flow_id, status, body)
             self._announce(body["state"])
             self.pauses.end(status, body)
         return status, body
 
     def view(self) -> dict[str, Any]:
-        """GET /<dfsp>/send/<id> of a flow still running: its body as it is now."""
+        """GET /<dfsp>/<flow>/<id> of a flow still running: its body as it is now."""
         return self.result(self.showing)
 
     def _announce(self, state: str) -> None:
-        self.sim.feed.publish(feed.flow(self.dfsp.name, "send", self.transfer_id, self.order.customer.id, state,
-                                        self.step))
+        self.sim.feed.publish(feed.flow(self.dfsp.name, self.FEED_KIND, self.flow_id, self.order.customer.id,
+                                        state, self.step))
+
+    async def _pause(self, what: str, state: str, too_late: str) -> Any:
+        """Show `state` to the caller waiting and wait for the answer to `what` until the deadline.
+
+        No answer in time: TIMED_OUT (2004, `too_late` says what did not come); the simulator
+        stopping: TIMED_OUT (2003). The caller announces RUNNING again when it goes on.
+        """
+        self.showing = state
+        self._announce(state)
+        try:
+            return await self.pauses.ask(what, 200, self.result(state), self.remaining())
+        except TimeoutError:
+            raise Stop("TIMED_OUT", 504, bodies.error("2004", too_late)["errorInformation"]) from None
+        except Stopping:
+            raise Stop("TIMED_OUT", 503, STOPPING) from None
+        finally:
+            self.showing = RUNNING
+
+
+class Flow(PausableFlow):
+    """One run of /send: its ids, the messages exchanged, and what it learnt on the way.
+
+    With `confirm` it runs in the background and stops at PAUSES for the customer's answer
+    (`pauses`); the POST and each PUT /<dfsp>/send/<id> wait for its next pause or its end.
+    """
+
+    FEED_KIND = "send"
+
+    def __init__(self, sim: Simulator, dfsp: SimDfsp, order: SendOrder) -> None:
+        super().__init__(sim, dfsp, order.timeout_s, sim.send_flows)
+        self.order = order
+        self.quote_id = str(uuid.uuid4())
+        self.transfer_id = str(uuid.uuid4())  # also the transactionId, as the SDK does
+        self.step = "lookup"
+        self.payee: dict[str, Any] | None = None
+        self.quote: dict[str, Any] | None = None
+        self.balance_before = order.customer.balance
+
+    @property
+    def flow_id(self) -> str:
+        return self.transfer_id
 
     async def _confirm(self, state: str, accept: str) -> None:
         """With `confirm`: pause until the customer accepts (go on) or declines (CANCELLED).
@@ -456,17 +507,7 @@ class Flow(WireFlow):
         """
         if not self.order.confirm:
             return
-        self.showing = state
-        self._announce(state)
-        try:
-            accepted = await self.pauses.ask(accept, 200, self.result(state), self.remaining())
-        except TimeoutError:
-            raise Stop("TIMED_OUT", 504, bodies.error("2004", f"no {accept} before the deadline: nothing was "
-                                                               "held or sent")["errorInformation"]) from None
-        except Stopping:
-            raise Stop("TIMED_OUT", 503, STOPPING) from None
-        finally:
-            self.showing = RUNNING
+        accepted = await self._pause(accept, state, f"no {accept} before the deadline: nothing was held or sent")
         if not accepted:
             raise Stop("CANCELLED", 200, None)
         self._announce(RUNNING)
@@ -603,11 +644,8 @@ async def decide(sim: Simulator, dfsp: SimDfsp, transfer_id: str, body: dict[str
 
 def current(sim: Simulator, dfsp: SimDfsp, transfer_id: str) -> dict[str, Any]:
     """GET /<dfsp>/send/<transferId>: the flow's body now (running, or one of the last finished)."""
-    flow = sim.send_flows.running_flow(dfsp.name, transfer_id)
-    if flow is not None:
-        return flow.view()
-    finished = sim.send_flows.finished(dfsp.name, transfer_id)
-    if finished is None:
+    body = sim.send_flows.body_of(dfsp.name, transfer_id)
+    if body is None:
         raise FspiopError("3208", f"{dfsp.name} has no /send {transfer_id} (it keeps the last "
                                   f"{sim.send_flows.kept} finished ones)", status=404)
-    return finished[1]
+    return body

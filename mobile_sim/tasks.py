@@ -206,3 +206,11 @@ class FlowRecords:
 
     def finished(self, dfsp: str, flow_id: str) -> tuple[int, Any] | None:
         return self._finished.get(dfsp, {}).get(flow_id)
+
+    def body_of(self, dfsp: str, flow_id: str) -> Any:
+        """A flow's body now: the running flow's view, or a finished one's final body; None if unknown."""
+        flow = self.running_flow(dfsp, flow_id)
+        if flow is not None:
+            return flow.view()
+        finished = self.finished(dfsp, flow_id)
+        return None if finished is None else finished[1]

@@ -69,7 +69,7 @@ export function mountSequence(root) {
       clear(body);
       return;
     }
-    clear(title, pinned ? 'Earlier payment: ' : 'Latest payment: ', h('span', { class: 'muted' }, label(current)));
+    clear(title, pinned ? 'Earlier payment: ' : 'Latest: ', h('span', { class: 'muted' }, label(current)));
     draw(current);
   }
 
