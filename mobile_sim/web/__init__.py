@@ -40,7 +40,7 @@ from miniloop.fspiop.errors import FspiopError
 from mobile_sim import qr
 from mobile_sim.pricing import text
 from mobile_sim.web.events import Events, now_text
-from mobile_sim.web.upstream import Upstream, hub_view
+from mobile_sim.web.upstream import FORWARD_TIMEOUT_S, Upstream, hub_view
 
 STATIC_DIR = Path(__file__).parent / "static"
 CONTENT_TYPES = {
@@ -62,7 +62,7 @@ def wallet_app(sim: Any, urls: dict[str, str], health: dict[str, Any], join_url:
     hub's URLs (fspiop, admin, settlement, als_admin, sim, wallet, nats), `join_url` the address
     phones on the LAN open to join (None when the hub listens on loopback only)."""
     app = new_app("miniloop_wallet", health)
-    app.config.RESPONSE_TIMEOUT = 330  # a forwarded driving call may wait 300 s
+    app.config.RESPONSE_TIMEOUT = FORWARD_TIMEOUT_S + 20  # a forwarded driving call may take that long
     app.ctx.sim = sim
     app.ctx.urls = urls
     app.ctx.join_url = join_url

@@ -5,7 +5,8 @@ Why a proxy at all: the page is served from the wallet port only, so a phone on 
 needs nothing but that one address; the other ports may listen on loopback or be firewalled.
 
 One aiohttp session, opened when the server starts and closed when it stops. A driving call may
-wait up to 300 s (a /send's `timeoutSeconds`), so a forwarded request may take a little longer;
+wait up to 600 s (a /bulkPay's `timeoutSeconds`; a /send's is 300 s at most), so a forwarded request
+may take a little longer;
 a read of the Admin or Settlement API takes at most READ_TIMEOUT_S.
 """
 
@@ -22,7 +23,7 @@ from yarl import URL
 from miniloop import money
 from miniloop.fspiop.errors import FspiopError
 
-FORWARD_TIMEOUT_S = 310.0  # the longest driving call waits 300 s, then answers
+FORWARD_TIMEOUT_S = 610.0  # the longest driving call (/bulkPay) waits 600 s, then answers
 READ_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 
