@@ -149,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     settlement_report.add_argument("--data-dir", type=Path, help=f"the hub's (default: {config.user_data_dir()})")
     settlement_report.add_argument("--config", type=Path, help="settings file (TOML)")
 
+    tui = commands.add_parser(
+        "tui", help="the dashboard of a running hub (here or on another machine)",
+        description="Show the Textual dashboard of a running hub: positions, transfers as they happen, "
+                    "participants, settlement, scenarios, faults and the workshop's join QR code. "
+                    "Quitting it leaves the hub running. See docs/dashboard.md.")
+    tui.add_argument("--url", help="the hub's wallet port, e.g. http://pi.local:3080 (default: the hub running on "
+                                   "--data-dir)")
+    tui.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
+    tui.add_argument("--config", type=Path, help="settings file (TOML)")
+
     commands.add_parser("version", help="print the version", description="Print miniloop's version.")
     return parser
 
@@ -172,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             from miniloop.settlement_report_command import report
 
             return report(args)
+        if args.command == "tui":
+            return _tui(args)
         if args.command == "version":
             print(f"miniloop {__version__}")
             return 0
@@ -238,8 +250,6 @@ def _up(args: argparse.Namespace) -> int:
 
 
 async def _serve(hub: Any) -> int:
-    from miniloop.app import TITLES
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -252,20 +262,10 @@ async def _serve(hub: Any) -> int:
             what = f"seeded now from {hub.settings.hub_file or 'the demo hub file'}"
         else:
             what = f"the hub in {hub.settings.data_dir}"
-        print(f"miniloop {__version__} is up ({what})")
-        for name, url in hub.urls.items():
-            title = TITLES.get(name, "NATS (events on ml.event.>)")
-            print(f"  {title:<28} {url}")
-        print(f"  {'data directory':<28} {hub.settings.data_dir}")
-        if hub.join_url is not None and not hub.settings.empty:
-            _print_join(hub.join_url)
-        print("Press Ctrl-C to stop.", flush=True)
-        failure = asyncio.ensure_future(hub.wait_for_failure())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([failure, stopping], return_when=asyncio.FIRST_COMPLETED)
-        failed = failure.done()
-        failure.cancel()
-        stopping.cancel()
+        if _dashboard_wanted(hub):
+            failed = await _dashboard_until_quit(hub, stop)
+        else:
+            failed = await _print_and_wait(hub, what, stop)
     finally:
         print("miniloop: stopping", flush=True)
         await hub.stop()
@@ -273,6 +273,75 @@ async def _serve(hub: Any) -> int:
         print("miniloop: nats-server keeps failing; see nats-server.log in the data directory", file=sys.stderr)
         return 1
     print("miniloop: stopped", flush=True)
+    return 0
+
+
+async def _print_and_wait(hub: Any, what: str, stop: asyncio.Event) -> bool:
+    """Headless: print where everything is, then wait for Ctrl-C or SIGTERM (False) or a failure (True)."""
+    from miniloop.app import TITLES
+
+    print(f"miniloop {__version__} is up ({what})")
+    for name, url in hub.urls.items():
+        title = TITLES.get(name, "NATS (events on ml.event.>)")
+        print(f"  {title:<28} {url}")
+    print(f"  {'data directory':<28} {hub.settings.data_dir}")
+    if hub.join_url is not None and not hub.settings.empty:
+        _print_join(hub.join_url)
+    print("Press Ctrl-C to stop.", flush=True)
+    failure = asyncio.ensure_future(hub.wait_for_failure())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([failure, stopping], return_when=asyncio.FIRST_COMPLETED)
+    failed = failure.done()
+    failure.cancel()
+    stopping.cancel()
+    return failed
+
+
+def _dashboard_wanted(hub: Any) -> bool:
+    """`miniloop up` shows the dashboard unless --headless, or without a terminal (pipes, CI, Docker)."""
+    from tui.run import can_show
+
+    return not hub.settings.headless and can_show()
+
+
+async def _dashboard_until_quit(hub: Any, stop: asyncio.Event) -> bool:
+    """The dashboard in the foreground until it quits, Ctrl-C or SIGTERM arrive, or the hub fails
+    (True then); the caller stops the hub."""
+    from tui.run import quiet_logging, run_dashboard
+
+    with quiet_logging(hub.settings.data_dir / "miniloop.log"):
+        failure = asyncio.ensure_future(hub.wait_for_failure())
+        failure.add_done_callback(lambda _: stop.set())
+        try:
+            await run_dashboard(hub.urls["wallet"], owns_hub=True, stop=stop)
+        finally:
+            failed = failure.done() and not failure.cancelled()
+            failure.cancel()
+    return failed
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from tui.client import HubUnreachable
+    from tui.run import can_show, run_dashboard
+
+    url = args.url
+    if url is None:
+        settings = config.load(_flags(args), args.config)
+        from miniloop.scenario.command import running_hub
+
+        urls = running_hub(settings.data_dir)
+        if urls is None or "wallet" not in urls:
+            raise MiniloopError(f"no hub is running on {settings.data_dir}: start one with `miniloop up`, "
+                                "or give --url http://HOST:3080")
+        url = urls["wallet"]
+    elif not url.startswith(("http://", "https://")):
+        raise MiniloopError(f"--url {url}: give the hub's wallet port as http://HOST:PORT (3080 by default)")
+    if not can_show():
+        raise MiniloopError("the dashboard needs a terminal (stdin and stdout must be a TTY)")
+    try:
+        _run(run_dashboard(url, owns_hub=False))
+    except HubUnreachable as exc:
+        raise MiniloopError(str(exc)) from None
     return 0
 
 
