@@ -1,0 +1,252 @@
+"""The operator's screens of the dashboard (tui.screens.participants, settlement, scenarios),
+driven with Textual's pilot against a real demo hub, and checked by reading the hub's own APIs.
+
+Each test opens its own dashboard on the module's hub (one hub per xdist worker). The tests move
+money relative to what they read first, so they hold in any order on the shared hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from textual.widgets import DataTable, Footer, Input
+
+from tests.conftest import Hub, unique_name
+from tui.app import Dashboard
+from tui.client import HubClient
+from tui.forms import FormScreen
+from tui.screens.confirm import ConfirmScreen
+
+WAIT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def hub(module_hubs: Any) -> Hub:
+    return module_hubs.start()
+
+
+@asynccontextmanager
+async def dashboard(hub: Hub, size: tuple[int, int] = (100, 32)) -> AsyncIterator[tuple[Dashboard, Any]]:
+    client = await HubClient.attach(hub.urls["wallet"])
+    app = Dashboard(client)
+    try:
+        async with app.run_test(size=size) as pilot:
+            yield app, pilot
+    finally:
+        await client.close()
+
+
+async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def liquidity(hub: Hub, name: str) -> Decimal:
+    return -Decimal(str(hub.account_value(name, "SETTLEMENT")))
+
+
+def ndc(hub: Hub, name: str) -> Decimal:
+    limits = hub.admin.get(f"/participants/{name}/limits").json()
+    return Decimal(str(limits[0]["limit"]["value"]))
+
+
+# --------------------------------------------------------------------------- participants
+
+
+async def open_participants(app: Dashboard, pilot: Any, select: str | None = None) -> Any:
+    await pilot.press("p")
+    screen = await until(pilot, lambda: app.screen if type(app.screen).__name__ == "ParticipantsScreen" else None,
+                         "the participants screen")
+    table = screen.query_one("#participants", DataTable)
+    await until(pilot, lambda: table.row_count >= 3, "the participants in the table")
+    if select is not None:
+        await until(pilot, lambda: f"{select}|USD" in [str(k.value) for k in table.rows], f"{select} in the table")
+        keys = [str(k.value) for k in table.rows]
+        table.move_cursor(row=keys.index(f"{select}|USD"))
+        await pilot.pause()
+    return screen
+
+
+async def fill_form(app: Dashboard, pilot: Any, values: dict[str, str]) -> FormScreen:
+    form = await until(pilot, lambda: app.screen if isinstance(app.screen, FormScreen) else None, "the form")
+    for name, text in values.items():
+        box = form.query_one(f"#field-{name}", Input)
+        box.value = ""
+        box.focus()
+        await pilot.press(*text) if text else None
+    return form
+
+
+async def submit_and_confirm(app: Dashboard, pilot: Any, form: FormScreen, answer: str = "y") -> None:
+    await pilot.press("ctrl+s")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), f"the confirmation ({form.error_text})")
+    await pilot.press(answer)
+    await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the confirmation to close")
+
+
+async def outcome(pilot: Any, screen: Any, contains: str) -> str:
+    return await until(pilot, lambda: screen.outcome if contains in screen.outcome else None,
+                       f"an outcome with {contains!r} (now {screen.outcome!r})")
+
+
+def test_participants_at_80x24_show_the_table_and_footer(hub: Hub) -> None:
+    async def main() -> None:
+        async with dashboard(hub, size=(80, 24)) as (app, pilot):
+            screen = await open_participants(app, pilot)
+            table = screen.query_one("#participants", DataTable)
+            assert table.region.height >= 5 and table.region.width == 80
+            assert screen.query_one(Footer).region.y == 23
+            names = {str(k.value).split("|")[0] for k in table.rows}
+            assert {"greenwallet", "bluewallet", "merchantbank"} <= names
+
+    run(main())
+
+
+def test_onboard_a_dfsp_with_its_ndc_and_deposit(hub: Hub) -> None:
+    name = unique_name("tui")
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_participants(app, pilot)
+            await pilot.press("n")
+            form = await fill_form(app, pilot, {"name": name, "ndc": "1500", "deposit": "2500",
+                                                "url": "http://tuidfsp.example:4000"})
+            await submit_and_confirm(app, pilot, form)
+            await outcome(pilot, screen, "onboarded")
+            table = screen.query_one("#participants", DataTable)
+            await until(pilot, lambda: f"{name}|USD" in [str(k.value) for k in table.rows], "the new DFSP's row")
+
+    run(main())
+    assert hub.admin.get(f"/participants/{name}").json()["isActive"] == 1
+    assert ndc(hub, name) == 1500
+    assert liquidity(hub, name) == 2500
+    endpoint = hub.admin.get(f"/participants/{name}/endpoints", params={"type": "FSPIOP_CALLBACK_URL_TRANSFER_PUT"})
+    assert endpoint.json()["value"] == "http://tuidfsp.example:4000/transfers/{{transferId}}"
+
+
+def test_change_the_ndc(hub: Hub) -> None:
+    target = ndc(hub, "merchantbank") + 123
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_participants(app, pilot, select="merchantbank")
+            await pilot.press("c")
+            form = await fill_form(app, pilot, {"ndc": str(target)})
+            await submit_and_confirm(app, pilot, form)
+            await outcome(pilot, screen, "Net Debit Cap is now")
+
+    run(main())
+    assert ndc(hub, "merchantbank") == target
+
+
+def test_funds_in_and_out_move_the_liquidity(hub: Hub) -> None:
+    before = liquidity(hub, "bluewallet")
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_participants(app, pilot, select="bluewallet")
+            await pilot.press("i")
+            await submit_and_confirm(app, pilot, await fill_form(app, pilot, {"amount": "300"}))
+            await outcome(pilot, screen, "added to bluewallet")
+            assert liquidity(hub, "bluewallet") == before + 300
+            await pilot.press("w")
+            await submit_and_confirm(app, pilot, await fill_form(app, pilot, {"amount": "120.5"}))
+            await outcome(pilot, screen, "taken from bluewallet")
+            assert liquidity(hub, "bluewallet") == before + Decimal("179.5")
+            # the table follows through the hub view
+            table = screen.query_one("#participants", DataTable)
+            await until(pilot, lambda: Decimal(table.get_row("bluewallet|USD")[4]) == before + Decimal("179.5"),
+                        "the new liquidity in the table")
+            # more than the balance: refused, nothing moves
+            await pilot.press("w")
+            await submit_and_confirm(app, pilot, await fill_form(app, pilot, {"amount": "999999999"}))
+            await outcome(pilot, screen, "refused")
+
+    run(main())
+    assert liquidity(hub, "bluewallet") == before + Decimal("179.5")
+
+
+def test_deactivate_and_activate(hub: Hub) -> None:
+    name = unique_name("tuiact")
+    hub.onboard(name)
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_participants(app, pilot, select=name)
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("y")
+            await outcome(pilot, screen, "is now inactive")
+            assert hub.admin.get(f"/participants/{name}").json()["isActive"] == 0
+            table = screen.query_one("#participants", DataTable)
+            await until(pilot, lambda: table.get_row(f"{name}|USD")[5] == "INACTIVE", "INACTIVE in the table")
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("y")
+            await outcome(pilot, screen, "is now active")
+
+    run(main())
+    assert hub.admin.get(f"/participants/{name}").json()["isActive"] == 1
+
+
+def test_cancelling_a_confirmation_changes_nothing(hub: Hub) -> None:
+    before = liquidity(hub, "greenwallet")
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_participants(app, pilot, select="greenwallet")
+            await pilot.press("i")
+            await submit_and_confirm(app, pilot, await fill_form(app, pilot, {"amount": "5000"}), answer="n")
+            await outcome(pilot, screen, "Cancelled")
+            await pilot.press("a")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the confirmation to close")
+
+    run(main())
+    assert liquidity(hub, "greenwallet") == before
+    assert hub.admin.get("/participants/greenwallet").json()["isActive"] == 1
+
+
+def test_bad_input_sends_nothing_and_says_why(hub: Hub) -> None:
+    before = liquidity(hub, "greenwallet")
+    name_count = len(hub.admin.get("/participants").json())
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            await open_participants(app, pilot, select="greenwallet")
+            await pilot.press("i")
+            form = await fill_form(app, pilot, {"amount": "-5"})
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: "negative" in form.error_text, "the message about a negative amount")
+            assert app.screen is form  # still open: nothing was sent
+            form.query_one("#field-amount", Input).value = "abc"
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: "not a number" in form.error_text, "the message about a non-number")
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, FormScreen), "the form to close")
+            await pilot.press("n")
+            form = await fill_form(app, pilot, {"name": "", "url": "http://x.example"})
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: "name is required" in form.error_text, "the message about an empty name")
+            await pilot.press("escape")
+
+    run(main())
+    assert liquidity(hub, "greenwallet") == before
+    assert len(hub.admin.get("/participants").json()) == name_count
