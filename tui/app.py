@@ -27,11 +27,12 @@ from tui.screens.participants import ParticipantsScreen
 from tui.screens.scenarios import ScenariosScreen
 from tui.screens.settlement import SettlementScreen
 from tui.screens.transfers import TransfersScreen
-from tui.state import POSITIONS, HubState
+from tui.state import POSITIONS, THEME, TICK, HubState
 
 log = logging.getLogger(__name__)
 
 POSITIONS_EVERY_S = 0.5
+EVENTS_RESTART_S = 2.0
 
 
 class Dashboard(App[None]):
@@ -44,12 +45,15 @@ class Dashboard(App[None]):
         "settlement": SettlementScreen, "scenarios": ScenariosScreen, "faults": FaultsScreen, "join": JoinScreen,
     }
     DEFAULT_MODE = "overview"
+    ENABLE_COMMAND_PALETTE = False  # its ^p would take room the mode keys need at 80 columns
+    # the Footer shows these on every screen: short words, so all of them fit in 80 columns;
+    # a screen's own keys are on a hint line of that screen (and in the help)
     BINDINGS = [
         Binding("o", "switch_mode('overview')", "Overview"),
         Binding("t", "switch_mode('transfers')", "Transfers"),
-        Binding("p", "switch_mode('participants')", "Participants"),
-        Binding("s", "switch_mode('settlement')", "Settlement"),
-        Binding("r", "switch_mode('scenarios')", "Scenarios"),
+        Binding("p", "switch_mode('participants')", "DFSPs", tooltip="Participants"),
+        Binding("s", "switch_mode('settlement')", "Settle", tooltip="Settlement"),
+        Binding("r", "switch_mode('scenarios')", "Scenario", tooltip="Scenarios"),
         Binding("f", "switch_mode('faults')", "Faults"),
         Binding("j", "switch_mode('join')", "Join"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -72,12 +76,22 @@ class Dashboard(App[None]):
         self.set_interval(1.0, self._tick)
 
     async def _read_events(self) -> None:
-        async for kind, data in self.client.events():
-            changed = self.state.apply(kind, data)
-            if POSITIONS in changed or kind == "hello":
-                self._positions_due.set()
-            if changed:
-                self.tell_screen(changed)
+        """Feed the HubState from the stream for as long as the dashboard runs; never fail the app
+        (client.events reconnects by itself; anything it did not expect starts it again)."""
+        while True:
+            try:
+                async for kind, data in self.client.events():
+                    changed = self.state.apply(kind, data)
+                    if POSITIONS in changed or kind == "hello":
+                        self._positions_due.set()
+                    if changed:
+                        self.tell_screen(changed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a hub going away must never crash the dashboard
+                log.warning("the event stream failed: %s", exc)
+                self.tell_screen(self.state.apply("disconnected", {"reason": str(exc) or type(exc).__name__}))
+                await asyncio.sleep(EVENTS_RESTART_S)
 
     async def _refresh_positions(self) -> None:
         """Read the positions and the open window again when due; never more often than POSITIONS_EVERY_S."""
@@ -100,10 +114,16 @@ class Dashboard(App[None]):
 
     def _tick(self) -> None:
         self.state.tick()
-        self.tell_screen({"tick"})
+        self.tell_screen({TICK})
 
     def tell_screen(self, topics: set[str]) -> None:
-        self.screen.post_message(StateChanged(topics))
+        if not topics:
+            return
+        try:
+            screen = self.screen
+        except Exception:  # noqa: BLE001 - no screen yet, or the app is closing
+            return
+        screen.post_message(StateChanged(topics))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -111,3 +131,4 @@ class Dashboard(App[None]):
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+        self.tell_screen({THEME})

@@ -23,6 +23,8 @@ FINAL_STATES = ("COMMITTED", "ABORTED")
 # topics a change can touch; screens subscribe to the ones they show
 TRANSFERS, WIRE, ERRORS, POSITIONS, WINDOWS, PARTICIPANTS, CONNECTION = (
     "transfers", "wire", "errors", "positions", "windows", "participants", "connection")
+TICK = "tick"  # once a second (the throughput moves on)
+THEME = "theme"  # light/dark changed: redraw what is coloured from the theme
 
 
 @dataclass
@@ -40,6 +42,12 @@ class Transfer:
     error_description: str | None = None
     states: list[tuple[str, str]] = field(default_factory=list)  # (state, at) in order
     trace_id: str | None = None  # the traceparent's trace id of its FSPIOP messages, once seen
+    first_seen: str = ""  # the time of the first event or message that named it
+
+    @property
+    def when(self) -> str:
+        """When it started, as far as the dashboard knows (its first state, else its first message)."""
+        return self.started or self.first_seen
 
     @property
     def started(self) -> str:
@@ -82,7 +90,12 @@ class HubState:
         if kind == "hello":
             self.connected, self.disconnect_reason = True, None
             changed = {CONNECTION}
-            for message in (data or {}).get("wire") or []:
+            recent = [m for m in (data or {}).get("wire") or [] if isinstance(m, dict)]
+            seqs = [m["seq"] for m in recent if isinstance(m.get("seq"), int)]
+            if seqs and self._wire_seq and max(seqs) < max(self._wire_seq):
+                self._seen_wire.clear()  # a new hub process on the same port counts from 1 again
+                self._wire_seq.clear()
+            for message in recent:
                 changed |= self._wire(message)
             return changed
         if kind == "disconnected":
@@ -115,16 +128,42 @@ class HubState:
         body = message.get("body")
         if (message.get("method") == "POST" and str(message.get("path", "")).startswith("/transfers")
                 and isinstance(body, dict) and isinstance(body.get("transferId"), str)):
-            transfer = self._transfer(body["transferId"])
+            transfer = self._transfer(body["transferId"], str(message.get("at", "")))
+            if not transfer.payer:  # until the hub's event tells it (a refused prepare may never)
+                amount = body.get("amount") if isinstance(body.get("amount"), dict) else {}
+                transfer.payer, transfer.payee = str(body.get("payerFsp", "")), str(body.get("payeeFsp", ""))
+                transfer.amount, transfer.currency = str(amount.get("amount", "")), str(amount.get("currency", ""))
+                changed.add(TRANSFERS)
             if transfer.trace_id is None and message.get("traceId"):
                 transfer.trace_id = message["traceId"]
                 changed.add(TRANSFERS)
+        elif message.get("method") == "PUT" and str(message.get("path", "")).startswith("/transfers/"):
+            changed |= self._outcome_from_wire(message)
         return changed
 
-    def _transfer(self, transfer_id: str) -> Transfer:
+    def _outcome_from_wire(self, message: dict[str, Any]) -> set[str]:
+        """A transfer's outcome from its PUT callback, for transfers whose hub events the dashboard
+        never saw (those before it connected: `hello` brings recent messages, not events)."""
+        parts = str(message.get("path", "")).split("/")
+        transfer = self.transfers.get(parts[2]) if len(parts) > 2 else None
+        if transfer is None or transfer.states:
+            return set()
+        body = message.get("body") if isinstance(message.get("body"), dict) else {}
+        if len(parts) > 3 and parts[3] == "error":
+            transfer.state = transfer.transfer_state = "ABORTED"
+            transfer.error_code = str(message.get("errorCode") or "") or None
+            info = body.get("errorInformation") if isinstance(body.get("errorInformation"), dict) else {}
+            transfer.error_description = str(info.get("errorDescription", "")) or None
+        elif body.get("transferState") in ("RESERVED", "COMMITTED", "ABORTED"):
+            transfer.state = transfer.transfer_state = str(body["transferState"])
+        else:
+            return set()
+        return {TRANSFERS}
+
+    def _transfer(self, transfer_id: str, at: str = "") -> Transfer:
         transfer = self.transfers.get(transfer_id)
         if transfer is None:
-            transfer = self.transfers[transfer_id] = Transfer(transfer_id)
+            transfer = self.transfers[transfer_id] = Transfer(transfer_id, first_seen=at)
             while len(self.transfers) > TRANSFERS_KEPT:
                 self.transfers.popitem(last=False)
         return transfer
@@ -135,7 +174,7 @@ class HubState:
         at = str(event.get("at", ""))
         changed: set[str] = set()
         if kind.startswith("transfer.") and isinstance(event.get("transferId"), str) and "payerFsp" in event:
-            transfer = self._transfer(event["transferId"])
+            transfer = self._transfer(event["transferId"], at)
             transfer.payer, transfer.payee = str(event.get("payerFsp", "")), str(event.get("payeeFsp", ""))
             transfer.amount, transfer.currency = str(event.get("amount", "")), str(event.get("currency", ""))
             transfer.state = str(event.get("state", ""))
