@@ -22,6 +22,8 @@ Driving API (for people, the wallet page and scenarios):
 - GET /<dfsp>/transfers/recent: {"transfers": newest first, "unmatchedCallbacks": [...],
   "transactionRequests": [...]};
 - GET /dfsps: the simulated DFSPs, their currency and fee rule;
+- GET and PUT /<dfsp>/faults: the DFSP's injected fault, {"mode": "normal" | "slow" | "silent" |
+  "reject" | "down", "delaySeconds"?, "errorCode"?} (mobile_sim.faults);
 - POST /<dfsp>/requestToPay: a merchant, agent or ATM asks a customer elsewhere to pay (mobile_sim.rtp);
   with "otp": "ask" the till types the OTP: GET and PUT /<dfsp>/requestToPay/<transactionRequestId>;
 - POST /<dfsp>/qr: a merchant's QR code; POST /<dfsp>/payQr: a customer pays one (mobile_sim.qr);
@@ -54,7 +56,7 @@ from miniloop import hubfile
 from miniloop.api.common import json_body, new_app, reply
 from miniloop.fspiop.errors import FspiopError
 from mobile_sim import bulk as bulk_flow
-from mobile_sim import feed, join, payer, pisp, qr, rtp, thirdparty, tpdfsp
+from mobile_sim import faults, feed, join, payer, pisp, qr, rtp, thirdparty, tpdfsp
 from mobile_sim import send as send_flow
 from mobile_sim.dfsp import REQUEST_TO_PAY_ANSWERS, Customer, SimDfsp, simulated
 from mobile_sim.pricing import text
@@ -111,6 +113,8 @@ def _take(sim: Simulator, request: Request, dfsp_name: str, resource: str, ids: 
     source = request.headers.get("fspiop-source")
     body = None
     try:
+        if faults.is_down(sim, dfsp.name):
+            raise FspiopError("2003", f"{dfsp.name} is down (fault injected)", status=503)
         if not source:
             raise FspiopError("3102", "fspiop-source is required")
         body = json_body(request) if request.method in ("POST", "PUT", "PATCH") else None
@@ -134,7 +138,7 @@ def _publish_in(sim: Simulator, dfsp: SimDfsp, request: Request, path: str, stat
     sim.feed.publish(feed.wire(
         dfsp.name, "in", request.method, path + (f"?{request.query_string}" if request.query_string else ""),
         request.headers.get("fspiop-source"), request.headers.get("fspiop-destination"), status,
-        request.headers.get("traceparent"), body))
+        request.headers.get("traceparent"), body, headers=feed.fspiop_headers(request.headers)))
 
 
 def _fspiop_routes(app: Sanic, sim: Simulator) -> None:
@@ -233,6 +237,15 @@ def _driving_routes(app: Sanic, sim: Simulator) -> None:
         if customer is None:
             raise FspiopError("3204", f"{customer_id} is not a customer of {found.name}", status=404)
         return reply({**customer.view(), "settings": customer.settings()})
+
+    @app.route("/<dfsp>/faults", methods=["GET", "PUT"], name="sim_faults")
+    async def dfsp_faults(request: Request, dfsp: str) -> HTTPResponse:
+        found = _dfsp(sim, dfsp)
+        if found.name in sim.pisps:
+            raise FspiopError("3002", f"{dfsp} is a PISP, not a DFSP")
+        if request.method == "PUT":
+            return reply(sim.set_fault(found.name, faults.parse(json_body(request))).view(found.name))
+        return reply(sim.fault_of(found.name).view(found.name))
 
     @app.get("/<dfsp>/transfers/recent", name="sim_recent")
     async def recent(request: Request, dfsp: str) -> HTTPResponse:

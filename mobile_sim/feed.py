@@ -17,11 +17,15 @@ Nothing here may slow a payment down or grow without end:
 The kinds and their fields (docs/simulator.md, "The live feed"):
 
 - "wire": {dfsp, direction ("out" DFSP->hub, "in" hub->DFSP), method, path, source, destination,
-  status, traceId, errorCode, body};
+  status, traceId, errorCode, body, headers} (`headers`: the message's FSPIOP headers, names in
+  lower case: content-type, accept, date, fspiop-source, fspiop-destination, fspiop-uri,
+  fspiop-http-method, fspiop-signature, traceparent... those it carried);
 - "text": {dfsp, customer, idType, message} (the message as GET /messages shows it);
 - "balance": {dfsp, customer, idType, balance, reserved};
 - "flow": {dfsp, flow ("send" | "requestToPay"), id, customer, state, step};
-- "customer": {dfsp, customer} (a customer joined, as GET /customers shows it).
+- "customer": {dfsp, customer} (a customer joined, as GET /customers shows it);
+- "fault": {dfsp, mode, delaySeconds, errorCode} (a DFSP's injected fault changed, as GET
+  /<dfsp>/faults shows it; mobile_sim.faults).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-KINDS = ("wire", "text", "balance", "flow", "customer")
+KINDS = ("wire", "text", "balance", "flow", "customer", "fault")
+# the headers a wire event shows, in this order (FSPIOP's own, and the trace context)
+WIRE_HEADERS = ("content-type", "accept", "date", "fspiop-source", "fspiop-destination", "fspiop-uri",
+                "fspiop-http-method", "fspiop-signature", "fspiop-encryption", "traceparent", "tracestate")
 QUEUE_MAX = 1000  # events waiting in one subscription; past that the oldest are dropped
 SUBSCRIPTIONS_MAX = 100  # subscriptions at once (browser tabs watching)
 RECENT_MAX = 500  # events kept per kind for `recent` (what a page shows when it connects)
@@ -176,16 +183,25 @@ class Feed:
 # --- the events' shapes, in one place so the simulators and the docs agree -----------------------
 
 
+def fspiop_headers(headers: Any) -> dict[str, str]:
+    """The FSPIOP headers of a message (WIRE_HEADERS it carries), names in lower case."""
+    if not headers:
+        return {}
+    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+    return {name: lowered[name] for name in WIRE_HEADERS if name in lowered}
+
+
 def wire(dfsp: str, direction: str, method: str, path: str, source: str | None, destination: str | None,
-         status: int, traceparent: str | None, body: Any, error: Any = None) -> dict[str, Any]:
+         status: int, traceparent: str | None, body: Any, error: Any = None, *,
+         headers: dict[str, str] | None = None) -> dict[str, Any]:
     """A "wire" event: one FSPIOP message between a simulated DFSP and the hub.
 
     `error` is a second place to find the errorCode when the body has none (the hub's synchronous
-    error answer to a request we sent).
+    error answer to a request we sent). `headers` are the message's FSPIOP headers (fspiop_headers).
     """
     return {"kind": "wire", "dfsp": dfsp, "direction": direction, "method": method, "path": path,
             "source": source, "destination": destination, "status": status, "traceId": trace_id(traceparent),
-            "errorCode": error_code(body) or error_code(error), "body": body}
+            "errorCode": error_code(body) or error_code(error), "body": body, "headers": headers or {}}
 
 
 def text(dfsp: str, customer: Any, message: dict[str, Any]) -> dict[str, Any]:
@@ -209,3 +225,8 @@ def flow(dfsp: str, kind: str, flow_id: str, customer: str, state: str, step: st
 def customer(dfsp: str, view: dict[str, Any]) -> dict[str, Any]:
     """A "customer" event: a customer joined a simulated DFSP (as GET /customers shows it)."""
     return {"kind": "customer", "dfsp": dfsp, "customer": view}
+
+
+def fault(view: dict[str, Any]) -> dict[str, Any]:
+    """A "fault" event: a DFSP's injected fault changed ({dfsp, mode, delaySeconds, errorCode})."""
+    return {"kind": "fault", **view}

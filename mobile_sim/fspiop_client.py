@@ -43,6 +43,7 @@ class Answer:
 
     status: int
     error: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None  # the headers the request was sent with (for the live feed)
 
     @property
     def accepted(self) -> bool:
@@ -91,12 +92,12 @@ class SwitchClient:
         try:
             async with self.session.request(method, self.switch_url + path, data=data, headers=headers) as response:
                 if 200 <= response.status < 300:
-                    return Answer(response.status)
+                    return Answer(response.status, headers=headers)
                 raw = await response.content.read(ANSWER_MAX_BYTES)
-                return Answer(response.status, _error_body(raw, response.status))
+                return Answer(response.status, _error_body(raw, response.status), headers)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("%s %s to the switch failed: %s", method, path, exc or type(exc).__name__)
-            return Answer(0, _communication_error(f"{method} {path} failed: {exc or type(exc).__name__}"))
+            return Answer(0, _communication_error(f"{method} {path} failed: {exc or type(exc).__name__}"), headers)
 
 
 def _error_body(raw: bytes, status: int) -> dict[str, Any]:

@@ -26,6 +26,10 @@ Everything that happens is also published on `feed` (mobile_sim.feed), for the w
 every request a DFSP sends passes `send` (a "wire" event, direction "out"; the incoming ones are
 published by mobile_sim.app as they arrive), and every customer's texts and balance moves reach
 it through the books' watch (`_watch`).
+
+Injected faults (mobile_sim.faults) are applied first in `handle`: a slow DFSP waits there, a
+silent one drops the request, a rejecting one answers it with an error callback; a DFSP that is
+down never gets that far (mobile_sim.app answers 503).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from miniloop.fspiop.headers import new_traceparent
-from mobile_sim import bulk, feed, join, payee, payer, pisp, rtp, thirdparty
+from mobile_sim import bulk, faults, feed, join, payee, payer, pisp, rtp, thirdparty
 from mobile_sim.dfsp import Customer, SimDfsp
 from mobile_sim.fspiop_client import Answer, SwitchClient
 from mobile_sim.tasks import FlowRecords, TaskPool, Waiters
@@ -98,6 +102,7 @@ class Simulator:
         self.base_url = ""
         self.feed = feed.Feed()  # what happens, live, for the wallet page (mobile_sim.feed)
         self.joins = join.Joins()  # customers who joined through POST /<dfsp>/customers
+        self.faults: dict[str, faults.Fault] = {}  # injected faults by DFSP (mobile_sim.faults); none is normal
         for dfsp in dfsps.values():
             dfsp.books.listen(self._watch(dfsp.name))
 
@@ -131,7 +136,22 @@ class Simulator:
         """Take a request for background handling; False when too busy (answer 503)."""
         return self.pool.start(self.handle(message), message.what())
 
+    def fault_of(self, dfsp: str) -> faults.Fault:
+        return self.faults.get(dfsp, faults.NORMAL)
+
+    def set_fault(self, dfsp: str, fault: faults.Fault) -> faults.Fault:
+        """Give `dfsp` this fault (normal clears it) and say so on the feed."""
+        if fault.mode == "normal":
+            self.faults.pop(dfsp, None)
+        else:
+            self.faults[dfsp] = fault
+        log.info("%s: fault %s", dfsp, fault)
+        self.feed.publish(feed.fault(fault.view(dfsp)))
+        return fault
+
     async def handle(self, message: Incoming) -> None:
+        if self.faults and await faults.apply(self, message):
+            return  # silent, or rejected with an error callback (a slow DFSP has waited: go on)
         if message.resource.split("/", 1)[0] in thirdparty.RESOURCES:
             await thirdparty.handle(self, message)  # the PISP or a DFSP's third-party side
             return
@@ -172,7 +192,7 @@ class Simulator:
         if not answer.accepted:
             log.warning("%s: %s %s refused by the switch: %s", dfsp.name, method, path, answer.error)
         self.feed.publish(feed.wire(dfsp.name, "out", method, path, dfsp.name, destination, answer.status,
-                                    traceparent, body, answer.error))
+                                    traceparent, body, answer.error, headers=feed.fspiop_headers(answer.headers)))
         return answer
 
     async def reply(self, message: Incoming, method: str, path: str, body: dict[str, Any]) -> Answer:
