@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and ALS admin API on 4001 of the same host, unless given)")
     bench.add_argument("--admin-url", help="the running hub's Admin API (with --url)")
     bench.add_argument("--als-url", help="the running hub's ALS admin API (with --url)")
+    bench.add_argument("--chaos", action="store_true",
+                       help="kill the hub with SIGKILL under load, restart it, check nothing was lost "
+                            "(docs/reliability.md)")
+    bench.add_argument("--kills", type=_positive_int, default=5, metavar="N", help="with --chaos: kills (default 5)")
+    bench.add_argument("--seed", type=int, metavar="N", help="with --chaos: the seed of the kills' moments")
 
     ledger = commands.add_parser("ledger", help="inspect a hub's ledger",
                                  description="Inspect the ledger (the SQLite file) of a hub.")
@@ -226,9 +231,10 @@ def _bench(args: argparse.Namespace) -> int:
     if (args.admin_url or args.als_url) and not args.url:
         raise MiniloopError("bench: --admin-url and --als-url go with --url")
     return bench(Options(
-        duration=args.duration, concurrency=args.concurrency or (0 if args.rate else 64), rate=args.rate or 0.0,
-        flow=args.flow, dfsps=args.dfsps, json_path=args.json, url=args.url, admin_url=args.admin_url,
-        als_url=args.als_url, baseline=args.baseline,
+        duration=args.duration, concurrency=args.concurrency or (0 if args.rate else 16 if args.chaos else 64),
+        rate=args.rate or 0.0, flow=args.flow, dfsps=args.dfsps, json_path=args.json, url=args.url,
+        admin_url=args.admin_url, als_url=args.als_url, baseline=args.baseline,
+        chaos=args.chaos, kills=args.kills, seed=args.seed,
     ))
 
 

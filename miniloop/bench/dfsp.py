@@ -12,7 +12,17 @@ would have had); in the full flow the condition comes from the payee's quote.
 
 The controller (miniloop.bench.run) talks to this process over a pipe: "ready" with the port,
 then "go" with the start and end times and the URL to send to, "progress" twice a second,
-"result" once its own payments are over; it keeps answering as a payee until "stop".
+"result" once its own payments are over; it keeps answering as a payee until "stop". While the
+load runs the controller may also send "hub" with a new URL (the hub was restarted on other
+ports) and "end" (stop starting payments now).
+
+Chaos mode (`miniloop bench --chaos`, miniloop.bench.chaos): the hub is killed and restarted
+under the load, so this DFSP keeps a record instead of a stopwatch. As a payer it notes every
+transfer the hub answered 202 (and when), and every final state it is told, for each of its
+transfers, whether anyone is still waiting for it or not; it does not hammer a hub that is down.
+As a payee it fulfils with transferState RESERVED, so that the hub tells it the outcome (a
+PATCH), notes every outcome it is told, and sends its fulfilment again (the same body) while the
+hub cannot be reached, for a bounded time, as a DFSP's SDK would.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import threading
 import time
 import uuid
 from array import array
@@ -45,6 +56,12 @@ PROGRESS_EVERY_S = 0.5
 DRAIN_S = 15.0  # after the end, how long payments in flight may take to finish
 PARTIES = 1_000  # MSISDNs each DFSP owns in the full flow
 CONNECTIONS = 64  # to the hub, per DFSP, as an SDK keeps a pool: requests beyond wait their turn
+CHAOS_EXPIRY_S = 10  # chaos mode: a transfer whose fulfilment never arrived expires soon
+CHAOS_CALLBACK_WAIT_S = 5.0  # chaos mode: a payer slot waits this long, then starts the next payment
+CHAOS_DOWN_PAUSE_S = 0.05  # chaos mode: after failing to reach the hub, a slot pauses this long
+CHAOS_FULFIL_RETRY_S = 6.0  # chaos mode: a payee sends its fulfilment again while the hub is down, this long
+CHAOS_FULFIL_RETRY_EVERY_S = 0.1
+CHAOS_SETTLE_S = CHAOS_EXPIRY_S + 30  # chaos mode: how long to wait for the outcome of every accepted transfer
 
 _json = msgspec.json.Decoder()
 
@@ -60,6 +77,7 @@ class Plan:
     flow: str  # "transfer" or "full"
     concurrency: int = 0  # closed loop: payments in flight (0 with a rate)
     rate: float = 0.0  # open loop: payments started per second
+    chaos: bool = False  # the hub is killed under the load: keep a record (see the module's doc)
 
 
 def secret_for(name: str) -> bytes:
@@ -89,8 +107,9 @@ def _utc(moment: datetime) -> str:
 class _Clock:
     """The Date header and timestamps, formatted at most once per 100 ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, expiry_s: float = EXPIRY_S) -> None:
         self._at = 0.0
+        self._expiry_s = expiry_s
         self.date = self.now = self.expiration = ""
 
     def tick(self) -> None:
@@ -101,7 +120,7 @@ class _Clock:
         now = datetime.now(UTC)
         self.date = imf_date(now)
         self.now = _utc(now)
-        self.expiration = _utc(now + timedelta(seconds=EXPIRY_S))
+        self.expiration = _utc(now + timedelta(seconds=self._expiry_s))
 
 
 class Dfsp:
@@ -112,7 +131,8 @@ class Dfsp:
         self.secret = secret_for(plan.name)
         self.peer_secrets = {peer: secret_for(peer) for peer in plan.peers}
         self.hub: Client | None = None  # set by "go": the FSPIOP API the load goes to
-        self.clock = _Clock()
+        self.end_at = float("inf")  # set by "go"; "end" brings it forward
+        self.clock = _Clock(CHAOS_EXPIRY_S if plan.chaos else EXPIRY_S)
         self.waiting: dict[str, asyncio.Future[Any]] = {}
         self.done_at = array("d")
         self.latency = array("d")
@@ -123,6 +143,19 @@ class Dfsp:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._turn = 0
         self._packets = {peer: self._packet(peer, index) for peer, index in zip(plan.peers, plan.peer_indexes)}
+        # chaos mode's record
+        self.mine: set[str] = set()  # transfers this DFSP sent as the payer
+        self.accepted: dict[str, float] = {}  # transferId -> when the hub answered 202 (time.monotonic)
+        self.told: dict[str, list[str]] = {}  # as payer: transferId -> the final states it was told
+        self.payee_told: dict[str, list[str]] = {}  # as payee: transferId -> the outcomes it was told
+        self.fulfil_unsent = 0  # fulfilments the hub never answered, even sent again
+        self.fulfilments: dict[str, bytes] = {}  # as payee: the body of each fulfilment, to send the same again
+
+    def switch_hub(self, url: str) -> None:
+        """The hub was restarted on another URL: send everything there from now on."""
+        old, self.hub = self.hub, Client(url, limit=CONNECTIONS)
+        if old is not None:
+            old.close()
 
     def _packet(self, peer: str, index: int) -> str:
         quote = {
@@ -166,13 +199,21 @@ class Dfsp:
         """Send a request and wait for the callback it causes (registered for before sending, so it
         cannot arrive unseen); None if either failed, counted as an error."""
         future = self.waiting[key] = asyncio.get_running_loop().create_future()
+        if self.plan.chaos and what == "transfer":
+            self.mine.add(key)
         if not await self._send(method, path, resource, destination, body):
             self.waiting.pop(key, None)
+            if self.plan.chaos:  # the hub may be down: do not spin
+                await asyncio.sleep(CHAOS_DOWN_PAUSE_S)
             return None
+        if self.plan.chaos and what == "transfer":
+            self.accepted[key] = time.monotonic()
+        timeout = CHAOS_CALLBACK_WAIT_S if self.plan.chaos else CALLBACK_TIMEOUT_S
         try:
-            return await asyncio.wait_for(future, CALLBACK_TIMEOUT_S)
+            return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            self.errors[f"no {what} callback within {CALLBACK_TIMEOUT_S:.0f} s"] += 1
+            if not self.plan.chaos:  # in chaos mode the outcome is checked at the end, not here
+                self.errors[f"no {what} callback within {CALLBACK_TIMEOUT_S:.0f} s"] += 1
             return None
         finally:
             self.waiting.pop(key, None)
@@ -255,6 +296,8 @@ class Dfsp:
             return 404
         parts = path[len(self.prefix):].split(b"/")  # ["", resource, ...]
         resource = parts[1] if len(parts) > 1 else b""
+        if self.plan.chaos and resource == b"transfers" and method in (b"PUT", b"PATCH") and len(parts) > 2:
+            self._note(parts[2].decode(), len(parts) > 3, body)
         if method == b"PUT":
             if resource == b"transfers":
                 key = parts[2].decode()
@@ -285,6 +328,26 @@ class Dfsp:
             return 202
         return 404
 
+    def _note(self, transfer_id: str, error: bool, body: bytes) -> None:
+        """Chaos mode: record an outcome told about a transfer, as its payer or as its payee.
+
+        Any error callback to the payer ends its transfer. A payee is told an expiry with 3303;
+        another error answers one of its own messages (a fulfilment the hub refused) and is
+        counted, not taken for the transfer's outcome."""
+        payer = transfer_id in self.mine
+        if error:
+            code = _error_code(body)
+            if not payer and code != "3303":
+                self.errors[f"payee got error {code} for its fulfilment"] += 1
+                return
+            state = "ABORTED"
+        else:
+            state = str(_json.decode(body).get("transferState", "?"))
+        if state not in ("COMMITTED", "ABORTED"):
+            return  # not final (a resend answered RESERVED): nothing to record
+        record = self.told if payer else self.payee_told
+        record.setdefault(transfer_id, []).append(state)
+
     def _resolve(self, key: str, value: Any, error: str = "") -> None:
         future = self.waiting.get(key)
         if future is None or future.done():
@@ -300,9 +363,22 @@ class Dfsp:
 
     async def _fulfil(self, transfer_id: str, payer: str) -> None:
         self.clock.tick()
+        state = "RESERVED" if self.plan.chaos else "COMMITTED"  # RESERVED: the hub tells us the outcome
         body = (f'{{"fulfilment":"{fulfilment_for(self.secret, transfer_id)}",'
-                f'"completedTimestamp":"{self.clock.now}","transferState":"COMMITTED"}}').encode()
-        await self._send(b"PUT", f"/transfers/{transfer_id}", "transfers", payer, body)
+                f'"completedTimestamp":"{self.clock.now}","transferState":"{state}"}}').encode()
+        if self.plan.chaos:
+            # idempotent: a prepare delivered twice (at least once) gets the same fulfilment again,
+            # which the hub answers with the transfer's state; a different body would be refused (3106)
+            body = self.fulfilments.setdefault(transfer_id, body)
+        else:
+            await self._send(b"PUT", f"/transfers/{transfer_id}", "transfers", payer, body)
+            return
+        deadline = time.monotonic() + CHAOS_FULFIL_RETRY_S
+        while not await self._send(b"PUT", f"/transfers/{transfer_id}", "transfers", payer, body):
+            if time.monotonic() > deadline:  # the transfer will expire; the hub tells both sides
+                self.fulfil_unsent += 1
+                return
+            await asyncio.sleep(CHAOS_FULFIL_RETRY_EVERY_S)
 
     async def _answer_party(self, number: str, requester: str) -> None:
         body = msgspec.json.encode({"party": {
@@ -324,19 +400,20 @@ class Dfsp:
     # ------------------------------------------------------------------------ the run
 
     async def load(self, start_at: float, end_at: float) -> None:
+        self.end_at = end_at
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         if self.plan.rate > 0:
-            await self._open_loop(end_at)
+            await self._open_loop()
         else:
-            await asyncio.gather(*(self._slot(end_at) for _ in range(self.plan.concurrency)))
+            await asyncio.gather(*(self._slot() for _ in range(self.plan.concurrency)))
 
-    async def _slot(self, end_at: float) -> None:
-        while time.monotonic() < end_at:
+    async def _slot(self) -> None:
+        while time.monotonic() < self.end_at:
             await self.pay()
 
-    async def _open_loop(self, end_at: float) -> None:
+    async def _open_loop(self) -> None:
         began = time.monotonic()
-        while (now := time.monotonic()) < end_at:
+        while (now := time.monotonic()) < self.end_at:
             due = int((now - began) * self.plan.rate) - self.started - self.errors["not started: too many in flight"]
             for _ in range(max(0, due)):
                 if self.in_flight >= IN_FLIGHT_MAX:
@@ -351,6 +428,12 @@ class Dfsp:
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         return self.in_flight
+
+    async def settle(self) -> None:
+        """Chaos mode: wait (bounded) until the payer was told the outcome of every accepted transfer."""
+        deadline = time.monotonic() + CHAOS_SETTLE_S
+        while time.monotonic() < deadline and any(t not in self.told for t in self.accepted):
+            await asyncio.sleep(0.1)
 
 
 def _error_code(body: bytes) -> str:
@@ -378,25 +461,54 @@ async def _main(plan: Plan, pipe: Connection) -> None:
     pipe.send(("ready", port))
     command, start_at, end_at, hub_url = await loop.run_in_executor(None, pipe.recv)
     assert command == "go"
-    dfsp.hub = Client(hub_url, limit=CONNECTIONS)
+    dfsp.switch_hub(hub_url)
+    stopped = asyncio.Event()
+
+    def on_control(message: tuple[Any, ...]) -> None:  # the controller's messages during the run
+        if message[0] == "hub":
+            dfsp.switch_hub(message[1])
+        elif message[0] == "end":
+            dfsp.end_at = min(dfsp.end_at, time.monotonic())
+        elif message[0] == "stop":
+            stopped.set()
+
+    def listen() -> None:
+        """A thread reading the pipe (blocking: the event loop's reader would make the pipe
+        non-blocking, and a large "result" would then fail to send)."""
+        while True:
+            try:
+                message = pipe.recv()
+            except (EOFError, OSError):
+                message = ("stop",)  # the controller is gone
+            loop.call_soon_threadsafe(on_control, message)
+            if message[0] == "stop":
+                return
+
+    threading.Thread(target=listen, name="control", daemon=True).start()
 
     async def report() -> None:
         while True:
-            pipe.send(("progress", dfsp.completed, sum(dfsp.errors.values()), dfsp.in_flight))
+            pipe.send(("progress", dfsp.completed, sum(dfsp.errors.values()), dfsp.in_flight, len(dfsp.accepted)))
             await asyncio.sleep(PROGRESS_EVERY_S)
 
     reporter = loop.create_task(report())
     await dfsp.load(start_at, end_at)
     unfinished = await dfsp.drain()
+    if plan.chaos:
+        await dfsp.settle()
     reporter.cancel()
-    if unfinished:
+    if unfinished and not plan.chaos:
         dfsp.errors["unfinished at the end"] += unfinished
-    pipe.send(("result", {
+    result = {
         "name": plan.name, "started": dfsp.started, "completed": dfsp.completed,
         "done_at": dfsp.done_at.tobytes(), "latency": dfsp.latency.tobytes(), "errors": dict(dfsp.errors),
-    }))
+    }
+    pipe.send(("result", result))
     # other DFSPs may still be paying this one: keep answering until every DFSP is done
-    await loop.run_in_executor(None, pipe.recv)  # "stop"
+    await stopped.wait()
+    if plan.chaos:  # the record, once the controller has seen the hub deliver everything it owed
+        pipe.send(("record", {"accepted": dfsp.accepted, "told": dfsp.told, "payee_told": dfsp.payee_told,
+                              "fulfil_unsent": dfsp.fulfil_unsent, "errors": dict(dfsp.errors)}))
     if dfsp.tasks:
         await asyncio.wait(list(dfsp.tasks), timeout=DRAIN_S)
     server.close()

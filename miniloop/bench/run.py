@@ -13,6 +13,7 @@ The steps, in order:
    ramp-up and ramp-down), its throughput and latency percentiles computed;
 6. `miniloop ledger check` on the hub's ledger, then the hub is stopped and its data removed.
 With `--baseline` the same load first runs against a trivial forwarder (miniloop.bench.forwarder).
+With `--chaos` the hub is killed and restarted under the load instead (miniloop.bench.chaos).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class Options:
     als_url: str | None = None
     baseline: bool = False
     progress: bool = True
+    chaos: bool = False  # kill the hub under the load, restart it, check nothing was lost
+    kills: int = 5
+    seed: int | None = None
 
     def load_text(self) -> str:
         return f"{self.rate:g}/s offered" if self.rate else f"{self.concurrency} in flight"
@@ -163,7 +167,8 @@ def _must(result: tuple[int, Any], what: str, *ok: int) -> Any:
 
 
 def start_hub(data_dir: Path) -> tuple[Target, dict[str, str], subprocess.Popen[bytes]]:
-    """`miniloop up --empty` on free ports; returns when it is ready."""
+    """`miniloop up --empty` on free ports; returns when it is ready (its own hub.json: one left
+    by a hub that was killed is removed first). Its output is appended to hub.log beside the data."""
     command = [sys.executable, "-m", "miniloop", "up", "--headless", "--empty", "--data-dir", str(data_dir),
                "--log-level", "warning"]
     for flag in ("--fspiop-port", "--admin-port", "--settlement-port", "--als-admin-port", "--sim-port",
@@ -171,9 +176,10 @@ def start_hub(data_dir: Path) -> tuple[Target, dict[str, str], subprocess.Popen[
         command += [flag, "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINILOOP_")}
     began = time.monotonic()
-    log = open(data_dir.parent / "hub.log", "wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     runtime = data_dir / "hub.json"
+    runtime.unlink(missing_ok=True)
+    with open(data_dir.parent / "hub.log", "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     while not runtime.exists():
         if process.poll() is not None:
             raise MiniloopError(f"bench: the hub did not start: {(data_dir.parent / 'hub.log').read_text()[-500:]}")
@@ -301,7 +307,7 @@ def start_dfsps(options: Options, flow: str, prefix: str) -> tuple[list[str], li
         peers = [n for n in names if n != name]
         plan = bench_dfsp.Plan(name=name, index=i, peers=peers, peer_indexes=[names.index(p) for p in peers],
                                flow=flow, concurrency=concurrency,
-                               rate=options.rate / options.dfsps if options.rate else 0.0)
+                               rate=options.rate / options.dfsps if options.rate else 0.0, chaos=options.chaos)
         ours, theirs = context.Pipe()
         process = context.Process(target=bench_dfsp.run, args=(plan, theirs), name=f"bench-{name}", daemon=True)
         process.start()
@@ -442,6 +448,10 @@ def run_baseline(options: Options, workdir: Path) -> Result:
 
 def bench(options: Options) -> int:
     """Run the benchmark; print the table (and write JSON). Exit status 1 if anything failed."""
+    if options.chaos:
+        from miniloop.bench.chaos import chaos
+
+        return chaos(options)
     workdir = Path(tempfile.mkdtemp(prefix="miniloop-bench-"))
     results: list[Result] = []
     process = None
