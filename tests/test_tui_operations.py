@@ -250,3 +250,73 @@ def test_bad_input_sends_nothing_and_says_why(hub: Hub) -> None:
     run(main())
     assert liquidity(hub, "greenwallet") == before
     assert len(hub.admin.get("/participants").json()) == name_count
+
+
+# --------------------------------------------------------------------------- settlement
+
+
+async def confirm_key(app: Dashboard, pilot: Any, key: str) -> None:
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), f"the confirmation of {key!r}")
+    await pilot.press("y")
+    await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the confirmation to close")
+
+
+def position(hub: Hub, name: str) -> Decimal:
+    return Decimal(str(hub.admin.get(f"/participants/{name}/positions", params={"currency": "USD"}).json()["value"]))
+
+
+def test_close_the_window_and_settle_it_step_by_step(hub: Hub) -> None:
+    pay = {"from": "27710000001", "to": {"idType": "MSISDN", "id": "27720000001"}, "amount": "10"}
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with dashboard(hub, size=(80, 24)) as (app, pilot):
+            for _ in range(2):
+                answer = await app.client.sim("POST", "/greenwallet/send", pay)
+                assert answer.ok and answer.body["state"] == "COMMITTED", answer
+            await pilot.press("s")
+            screen = await until(pilot, lambda: app.screen if type(app.screen).__name__ == "SettlementScreen" else None,
+                                 "the settlement screen")
+            windows = screen.query_one("#windows", DataTable)
+            await until(pilot, lambda: windows.row_count >= 1, "the windows")
+            assert screen.query_one(Footer).region.y == 23 and windows.region.height >= 2
+            await until(pilot, lambda: position(hub, "greenwallet") > 0, "greenwallet's position")
+            await confirm_key(app, pilot, "c")
+            await outcome(pilot, screen, "closed")
+            # settle, go one step, and abort: the windows can be settled again
+            await confirm_key(app, pilot, "e")
+            await outcome(pilot, screen, "Created settlement")
+            aborted = screen.settlement["id"]
+            await confirm_key(app, pilot, "a")
+            await outcome(pilot, screen, "PS_TRANSFERS_RECORDED")
+            await confirm_key(app, pilot, "x")
+            await outcome(pilot, screen, f"Settlement {aborted} is ABORTED")
+            # again, all the way
+            await confirm_key(app, pilot, "e")
+            await outcome(pilot, screen, "Created settlement")
+            settlement_id = screen.settlement["id"]
+            assert settlement_id != aborted, screen.outcome
+            accounts = screen.query_one("#settlement-accounts", DataTable)
+            await until(pilot, lambda: accounts.row_count >= 2, "the settlement's accounts")
+            names = {accounts.get_row(key)[0] for key in accounts.rows}
+            assert {"greenwallet", "bluewallet"} <= names
+            for state in ("PS_TRANSFERS_RECORDED", "PS_TRANSFERS_RESERVED", "PS_TRANSFERS_COMMITTED", "SETTLED"):
+                await confirm_key(app, pilot, "a")
+                await outcome(pilot, screen, f"Settlement {settlement_id} is {state}")
+            await until(pilot, lambda: all(accounts.get_row(key)[3] == "SETTLED" for key in accounts.rows),
+                        "every account SETTLED in the table")
+            positions = screen.query_one("#positions")
+            await until(pilot, lambda: "greenwallet 0 " in str(positions.render()) + " "
+                        and "bluewallet 0 " in str(positions.render()) + " ", "the positions back to 0")
+            # nothing left: a next step says so
+            await pilot.press("a")
+            await outcome(pilot, screen, "no next step")
+            found["id"], found["aborted"] = settlement_id, aborted
+
+    run(main())
+    settlement = hub.settlement.get(f"settlements/{found['id']}").json()
+    assert settlement["state"] == "SETTLED"
+    assert all(w["state"] == "SETTLED" for w in settlement["settlementWindows"])
+    assert hub.settlement.get(f"settlements/{found['aborted']}").json()["state"] == "ABORTED"
+    assert position(hub, "greenwallet") == 0 and position(hub, "bluewallet") == 0

@@ -13,6 +13,8 @@ is sent, then for a confirmation (tui.screens.confirm); the calls run in a worke
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import aiohttp
@@ -68,6 +70,7 @@ class ParticipantsScreen(HubScreen):
     def __init__(self) -> None:
         super().__init__()
         self.outcome = ""  # the last action's outcome line, as shown
+        self._busy = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -128,8 +131,20 @@ class ParticipantsScreen(HubScreen):
 
     # --- actions -----------------------------------------------------------------------------
 
-    def _start(self, flow: Any) -> None:
-        self.run_worker(flow, group="participant-action", exclusive=True)
+    def _start(self, flow: Callable[[], Awaitable[None]]) -> None:
+        """One action at a time: its form, its confirmation, its calls, its outcome."""
+        if self._busy:
+            self.say("Still busy with the previous action", ok=False)
+            return
+        self._busy = True
+
+        async def guarded() -> None:
+            try:
+                await flow()
+            finally:
+                self._busy = False
+
+        self.run_worker(guarded, group="participant-action")
 
     def _need_selection(self) -> dict[str, Any] | None:
         row = self.selected()
@@ -138,23 +153,23 @@ class ParticipantsScreen(HubScreen):
         return row
 
     def action_onboard(self) -> None:
-        self._start(self._onboard())
+        self._start(self._onboard)
 
     def action_ndc(self) -> None:
         if (row := self._need_selection()) is not None:
-            self._start(self._ndc(row))
+            self._start(partial(self._ndc, row))
 
     def action_funds_in(self) -> None:
         if (row := self._need_selection()) is not None:
-            self._start(self._funds(row, out=False))
+            self._start(partial(self._funds, row, out=False))
 
     def action_funds_out(self) -> None:
         if (row := self._need_selection()) is not None:
-            self._start(self._funds(row, out=True))
+            self._start(partial(self._funds, row, out=True))
 
     def action_toggle_active(self) -> None:
         if (row := self._need_selection()) is not None:
-            self._start(self._toggle_active(row))
+            self._start(partial(self._toggle_active, row))
 
     async def _ask(self, title: str, fields: list[Field], submit: str = "OK") -> dict[str, Any] | None:
         return await self.app.push_screen_wait(FormScreen(title, fields, submit=submit))
