@@ -21,7 +21,7 @@ Driving API (for people, the wallet page and scenarios):
   to pay waiting for the answer of a customer set to "ask", and their answer (mobile_sim.payer);
 - GET /<dfsp>/transfers/recent: {"transfers": newest first, "unmatchedCallbacks": [...],
   "transactionRequests": [...]};
-- GET /dfsps: the simulated DFSPs, their currency and fee rule;
+- GET /dfsps: the simulated DFSPs, their currency, customers (and how many joined) and fee rule;
 - GET and PUT /<dfsp>/faults: the DFSP's injected fault, {"mode": "normal" | "slow" | "silent" |
   "reject" | "down", "delaySeconds"?, "errorCode"?} (mobile_sim.faults);
 - POST /<dfsp>/requestToPay: a merchant, agent or ATM asks a customer elsewhere to pay (mobile_sim.rtp);
@@ -204,6 +204,7 @@ def _driving_routes(app: Sanic, sim: Simulator) -> None:
     async def list_dfsps(request: Request) -> HTTPResponse:
         return reply([
             {"name": d.name, "currency": d.currency, "customers": len(d.books.customers),
+             "joined": sim.joins.counts.get(d.name, 0),
              "quoteFeeFixed": text(d.fees.fixed), "quoteFeePercent": text(d.fees.percent)}
             for d in sim.dfsps.values() if d.name not in sim.pisps
         ])

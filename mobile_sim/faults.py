@@ -58,17 +58,6 @@ NATURAL: dict[tuple[str, str], str] = {
 }
 SERVED = frozenset(NATURAL)
 
-# what the room sees, in one line per mode (the dashboard's Faults screen, the docs)
-EXPLAIN = {
-    "normal": "answers every request at once, as a DFSP should",
-    "slow": "answers, but only after the delay: payments to it take that much longer",
-    "silent": "payments to it wait, then expire (lookups and quotes time out, transfers 3303); "
-              "its customers' payments out still work",
-    "reject": "refuses every request with an error callback: lookups 3204, quotes 5101, transfers 5105",
-    "down": "answers HTTP 503 to everything: the hub retries, gives up and tells the payer 1001",
-}
-
-
 @dataclass(frozen=True)
 class Fault:
     """One DFSP's fault: the mode, and the delay (slow) or error code (reject) it uses."""
