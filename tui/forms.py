@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 MAX_DECIMALS = 4  # the hub keeps amounts in 1/10,000 of a unit
 MAX_AMOUNT = Decimal(10) ** 14  # the Admin API refuses anything larger (3101)
@@ -230,3 +230,29 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def fill_table(table: DataTable[Any], rows: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Show `rows` (key, cells) in `table`: cells updated in place when the rows are the same
+    ones (the cursor stays put), else the table is rebuilt with the cursor kept on its row."""
+    keys = [key for key, _ in rows]
+    if [str(key.value) for key in table.rows] == keys:
+        for key, cells in rows:
+            for column, value in zip(table.columns, cells, strict=True):
+                if table.get_cell(key, column) != value:
+                    table.update_cell(key, column, value, update_width=True)
+        return
+    selected = None
+    if table.row_count:
+        try:
+            selected = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        except Exception:  # no valid cursor
+            selected = None
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if selected in keys:
+        table.move_cursor(row=keys.index(selected))

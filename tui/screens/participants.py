@@ -90,19 +90,7 @@ class ParticipantsScreen(HubScreen):
         cells = [(str(row.get("name", "")), str(row.get("currency", "")), _text(row.get("position")),
                   _text(row.get("ndc")), _text(row.get("liquidity")),
                   "active" if row.get("active") else "INACTIVE") for row in rows]
-        current = [str(key.value) for key in table.rows]
-        if current == keys:
-            for key, values in zip(keys, cells, strict=True):
-                for column, value in zip(table.columns, values, strict=True):
-                    if table.get_cell(key, column) != value:
-                        table.update_cell(key, column, value)
-            return
-        selected = self.selected_key()
-        table.clear()
-        for key, values in zip(keys, cells, strict=True):
-            table.add_row(*values, key=key)
-        if selected in keys:
-            table.move_cursor(row=keys.index(selected))
+        forms.fill_table(table, list(zip(keys, cells, strict=True)))
 
     def selected_key(self) -> str | None:
         table = self.query_one("#participants", DataTable)

@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import Answer
+from tui.forms import fill_table
 from tui.screens.base import HubScreen, StateChanged
 from tui.screens.confirm import ConfirmScreen
 from tui.state import POSITIONS, WINDOWS
@@ -188,32 +189,36 @@ class SettlementScreen(HubScreen):
             f"Settlement windows ({'all' if self.filter == 'all' else self.filter}; l changes the filter): "
             f"{len(self.windows)}")
         table = self.query_one("#windows", DataTable)
-        table.clear()
+        rows = []
         for window in shown:
             content = ", ".join(f"{c.get('currencyId')} {c.get('state')}"
                                 + (f" (settlement {c['settlementId']})" if c.get("settlementId") else "")
                                 for c in window.get("content") or []) or "—"
-            table.add_row(str(window.get("id")), str(window.get("state")), _time(window.get("createdDate")),
-                          content, str(window.get("reason") or ""), key=str(window.get("id")))
+            rows.append((str(window.get("id")), (str(window.get("id")), str(window.get("state")),
+                                                 _time(window.get("createdDate")), content,
+                                                 str(window.get("reason") or ""))))
+        fill_table(table, rows)
         accounts = self.query_one("#settlement-accounts", DataTable)
-        accounts.clear()
         heading = self.query_one("#settlement-heading", Static)
         settlement = self.settlement
         if settlement is None:
             heading.update("Settlement: none yet (e settles the closed windows)")
+            fill_table(accounts, [])
             return
         state = settlement.get("state")
         coming = next_state(state)
         windows = ", ".join(str(w.get("id")) for w in settlement.get("settlementWindows") or [])
         heading.update(f"Settlement {settlement.get('id')} ({settlement.get('settlementModel', '')}, "
                        f"windows {windows}): {state}" + (f"; a → {coming}" if coming else ""))
+        rows = []
         for participant in settlement.get("participants") or []:
             for account in participant.get("accounts") or []:
                 net = account.get("netSettlementAmount") or {}
                 name = self._account_names.get(int(account.get("id", 0)), f"participant {participant.get('id')}")
-                accounts.add_row(name, str(account.get("id")), f"{net.get('amount')} {net.get('currency', '')}",
-                                 str(account.get("state")), str(account.get("reason") or ""),
-                                 key=f"{participant.get('id')}/{account.get('id')}")
+                rows.append((f"{settlement.get('id')}/{participant.get('id')}/{account.get('id')}",
+                             (name, str(account.get("id")), f"{net.get('amount')} {net.get('currency', '')}",
+                              str(account.get("state")), str(account.get("reason") or ""))))
+        fill_table(accounts, rows)
 
     def say(self, text: str, ok: bool = True) -> None:
         self.outcome = text
