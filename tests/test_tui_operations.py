@@ -320,3 +320,76 @@ def test_close_the_window_and_settle_it_step_by_step(hub: Hub) -> None:
     assert all(w["state"] == "SETTLED" for w in settlement["settlementWindows"])
     assert hub.settlement.get(f"settlements/{found['aborted']}").json()["state"] == "ABORTED"
     assert position(hub, "greenwallet") == 0 and position(hub, "bluewallet") == 0
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+async def open_scenarios(app: Dashboard, pilot: Any, select: str) -> Any:
+    await pilot.press("r")
+    screen = await until(pilot, lambda: app.screen if type(app.screen).__name__ == "ScenariosScreen" else None,
+                         "the scenarios screen")
+    table = screen.query_one("#scenarios", DataTable)
+    await until(pilot, lambda: select in [str(k.value) for k in table.rows], f"{select} in the list")
+    table.move_cursor(row=[str(k.value) for k in table.rows].index(select))
+    await pilot.pause()
+    return screen
+
+
+def test_run_a_scenario_and_see_it_pass(hub: Hub) -> None:
+    before = position(hub, "greenwallet")
+
+    async def main() -> None:
+        async with dashboard(hub, size=(80, 24)) as (app, pilot):
+            screen = await open_scenarios(app, pilot, "p2p")
+            assert screen.query_one(Footer).region.y == 23
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: screen.running is None and screen.result is not None, "the run's end", 90)
+            assert screen.result.ok, screen.status
+            assert screen.status.startswith("p2p passed"), screen.status
+            report = screen.query_one("#scenario-report", DataTable)
+            assert report.row_count == len(screen.result.steps) >= 1
+            assert all(report.get_row(key)[3] == "passed" for key in report.rows)
+            assert any("Amara at greenwallet sends 10 USD" in line for line in screen.log_lines)
+            assert any(line.startswith("Scenario passed") for line in screen.log_lines)
+
+    run(main())
+    assert position(hub, "greenwallet") == before + 10
+
+
+def test_a_cancelled_run_runs_nothing(hub: Hub) -> None:
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_scenarios(app, pilot, "p2p")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("n")
+            await until(pilot, lambda: "Cancelled" in screen.status, "the cancellation")
+            assert screen.result is None and screen.running is None
+
+    run(main())
+
+
+def test_a_failing_run_shows_why(hub: Hub) -> None:
+    assert hub.admin.put("/participants/bluewallet", json={"isActive": False}).status_code == 200
+
+    async def main() -> None:
+        async with dashboard(hub) as (app, pilot):
+            screen = await open_scenarios(app, pilot, "p2p")
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: screen.running is None and screen.result is not None, "the run's end", 90)
+            assert not screen.result.ok
+            assert screen.status.startswith("p2p FAILED") and "Step 1:" in screen.status, screen.status
+            report = screen.query_one("#scenario-report", DataTable)
+            first = report.get_row(next(iter(report.rows)))
+            assert first[3] == "FAILED" and first[5], first
+            assert any(line.startswith("Scenario FAILED") for line in screen.log_lines)
+
+    try:
+        run(main())
+    finally:
+        hub.admin.put("/participants/bluewallet", json={"isActive": True})
