@@ -260,21 +260,24 @@ async def _serve(hub: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await hub.start()
-    try:
-        if hub.settings.empty and not hub.seeded:
-            what = "empty hub"
-        elif hub.seeded:
-            what = f"seeded now from {hub.settings.hub_file or 'the demo hub file'}"
-        else:
-            what = f"the hub in {hub.settings.data_dir}"
-        if _dashboard_wanted(hub):
-            failed = await _dashboard_until_quit(hub, stop)
-        else:
-            failed = await _print_and_wait(hub, what, stop)
-    finally:
-        print("miniloop: stopping", flush=True)
-        await hub.stop()
+    dashboard = _dashboard_wanted(hub)
+    # with the dashboard, the hub's log goes to DATA/miniloop.log from its first line to its last
+    with _logging_for(hub, dashboard):
+        await hub.start()
+        try:
+            if hub.settings.empty and not hub.seeded:
+                what = "empty hub"
+            elif hub.seeded:
+                what = f"seeded now from {hub.settings.hub_file or 'the demo hub file'}"
+            else:
+                what = f"the hub in {hub.settings.data_dir}"
+            if dashboard:
+                failed = await _dashboard_until_quit(hub, stop)
+            else:
+                failed = await _print_and_wait(hub, what, stop)
+        finally:
+            print("miniloop: stopping", flush=True)
+            await hub.stop()
     if failed:
         print("miniloop: nats-server keeps failing; see nats-server.log in the data directory", file=sys.stderr)
         return 1
@@ -310,19 +313,34 @@ def _dashboard_wanted(hub: Any) -> bool:
     return not hub.settings.headless and can_show()
 
 
+def _logging_for(hub: Any, dashboard: bool) -> Any:
+    """With the dashboard, log records go to DATA/miniloop.log (they would scribble over it)."""
+    from contextlib import nullcontext
+
+    if not dashboard:
+        return nullcontext()
+    from tui.run import quiet_logging
+
+    data_dir = hub.settings.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return nullcontext()  # hub.start says what is wrong with the data directory, in one line
+    return quiet_logging(data_dir / "miniloop.log")
+
+
 async def _dashboard_until_quit(hub: Any, stop: asyncio.Event) -> bool:
     """The dashboard in the foreground until it quits, Ctrl-C or SIGTERM arrive, or the hub fails
-    (True then); the caller stops the hub."""
-    from tui.run import quiet_logging, run_dashboard
+    (True then); the caller stops the hub (and sends the log to a file, _logging_for)."""
+    from tui.run import run_dashboard
 
-    with quiet_logging(hub.settings.data_dir / "miniloop.log"):
-        failure = asyncio.ensure_future(hub.wait_for_failure())
-        failure.add_done_callback(lambda _: stop.set())
-        try:
-            await run_dashboard(hub.urls["wallet"], owns_hub=True, stop=stop)
-        finally:
-            failed = failure.done() and not failure.cancelled()
-            failure.cancel()
+    failure = asyncio.ensure_future(hub.wait_for_failure())
+    failure.add_done_callback(lambda _: stop.set())
+    try:
+        await run_dashboard(hub.urls["wallet"], owns_hub=True, stop=stop)
+    finally:
+        failed = failure.done() and not failure.cancelled()
+        failure.cancel()
     return failed
 
 
@@ -342,13 +360,22 @@ def _tui(args: argparse.Namespace) -> int:
         url = urls["wallet"]
     elif not url.startswith(("http://", "https://")):
         raise MiniloopError(f"--url {url}: give the hub's wallet port as http://HOST:PORT (3080 by default)")
-    if not can_show():
-        raise MiniloopError("the dashboard needs a terminal (stdin and stdout must be a TTY)")
     try:
+        _run(_reachable(url))  # first: "nothing answers there" is the more useful thing to hear
+        if not can_show():
+            raise MiniloopError("the dashboard needs a terminal (stdin and stdout must be a TTY)")
         _run(run_dashboard(url, owns_hub=False))
     except HubUnreachable as exc:
         raise MiniloopError(str(exc)) from None
     return 0
+
+
+async def _reachable(wallet_url: str) -> None:
+    """Raises tui.client.HubUnreachable unless a miniloop wallet port answers at `wallet_url`."""
+    from tui.client import HubClient
+
+    client = await HubClient.attach(wallet_url)
+    await client.close()
 
 
 def _print_join(join_url: str) -> None:

@@ -25,7 +25,7 @@ class OverviewScreen(HubScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="connection")
-        participants = DataTable(id="participants-table", cursor_type="row", zebra_stripes=True)
+        participants = DataTable(id="participants-table", cursor_type="none", zebra_stripes=True)
         participants.border_title = "DFSPs"
         yield participants
         with Horizontal(id="throughput-row"):
@@ -33,7 +33,7 @@ class OverviewScreen(HubScreen):
                 yield Static(id="rate")
                 yield Sparkline([0], id="throughput")
             yield Static(id="window")
-        errors = DataTable(id="errors-table", cursor_type="row")
+        errors = DataTable(id="errors-table", cursor_type="none")
         errors.border_title = "Recent errors"
         yield errors
         yield Footer()
@@ -48,10 +48,10 @@ class OverviewScreen(HubScreen):
         table.add_column("Liquidity", key="liquidity")
         table.add_column("Active", key="active")
         errors = self.query_one("#errors-table", DataTable)
-        errors.add_column("Time", key="time")
-        errors.add_column("What", key="what")
-        errors.add_column("Code", key="code")
-        errors.add_column("Description", key="description")
+        errors.add_column("Time", key="time", width=8)
+        errors.add_column("What", key="what", width=30)
+        errors.add_column("Code", key="code", width=4)
+        errors.add_column("Description", key="description", width=60)
         super().on_mount()
 
     def show(self) -> None:
@@ -77,7 +77,6 @@ class OverviewScreen(HubScreen):
 
     def _show_participants(self) -> None:
         table = self.query_one("#participants-table", DataTable)
-        cursor = table.cursor_row
         table.clear()
         for row in self.hub.hub_view.get("participants") or []:
             key = f"{row.get('name')}/{row.get('currency')}"
@@ -88,10 +87,8 @@ class OverviewScreen(HubScreen):
                 Text(amount_text(row.get("ndc")), justify="right"),
                 ndc_bar(self.app, row.get("position"), row.get("ndc")),
                 Text(amount_text(row.get("liquidity")), justify="right"),
-                Text("yes") if active else Text("no", style=theme_style(self.app, "text-error")),
+                Text("yes", style=theme_style(self.app, "text-success")) if active else Text("no", style=theme_style(self.app, "text-error")),
                 key=key)
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
 
     def _show_throughput(self) -> None:
         per_second = self.hub.throughput()
@@ -100,7 +97,7 @@ class OverviewScreen(HubScreen):
         peak = max(per_second) if per_second else 0
         total = sum(per_second)
         self.query_one("#rate", Static).update(
-            f"Committed transfers/s, last 2 min: [b]{now}/s[/b] now, peak {peak}/s, {total} in all")
+            f"Committed/s, 2 min: [b]{now}[/b] now · peak {peak} · {total} in all")
 
     def _show_window(self) -> None:
         window = self.hub.hub_view.get("window")
