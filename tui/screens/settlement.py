@@ -59,7 +59,8 @@ class SettlementScreen(HubScreen):
 
     DEFAULT_CSS = """
     SettlementScreen .settlement-heading {
-        height: 1;
+        height: auto;
+        max-height: 2;
         padding: 0 1;
         background: $boost;
         text-style: bold;
