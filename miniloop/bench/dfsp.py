@@ -22,7 +22,8 @@ transfer the hub answered 202 (and when), and every final state it is told, for 
 transfers, whether anyone is still waiting for it or not; it does not hammer a hub that is down.
 As a payee it fulfils with transferState RESERVED, so that the hub tells it the outcome (a
 PATCH), notes every outcome it is told, and sends its fulfilment again (the same body) while the
-hub cannot be reached, for a bounded time, as a DFSP's SDK would.
+hub cannot be reached, for a bounded time, as a DFSP's SDK would. It also rejects one transfer
+in 50 (5104) and leaves one in 50 unanswered, to expire: aborted transfers cross the kills too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import hmac
 import threading
 import time
 import uuid
+import zlib
 from array import array
 from collections import Counter
 from dataclasses import dataclass
@@ -57,10 +59,12 @@ DRAIN_S = 15.0  # after the end, how long payments in flight may take to finish
 PARTIES = 1_000  # MSISDNs each DFSP owns in the full flow
 CONNECTIONS = 64  # to the hub, per DFSP, as an SDK keeps a pool: requests beyond wait their turn
 CHAOS_EXPIRY_S = 10  # chaos mode: a transfer whose fulfilment never arrived expires soon
-CHAOS_CALLBACK_WAIT_S = 5.0  # chaos mode: a payer slot waits this long, then starts the next payment
+CHAOS_CALLBACK_WAIT_S = 2.0  # chaos mode: a payer slot waits this long, then starts the next payment
 CHAOS_DOWN_PAUSE_S = 0.05  # chaos mode: after failing to reach the hub, a slot pauses this long
 CHAOS_FULFIL_RETRY_S = 6.0  # chaos mode: a payee sends its fulfilment again while the hub is down, this long
 CHAOS_FULFIL_RETRY_EVERY_S = 0.1
+CHAOS_UNANSWERED_ONE_IN = 50  # chaos mode: the payee leaves this share of transfers unanswered (they expire)
+CHAOS_REJECTED_ONE_IN = 50  # ... and rejects this share (5104): aborts go through the kills too
 CHAOS_SETTLE_S = CHAOS_EXPIRY_S + 30  # chaos mode: how long to wait for the outcome of every accepted transfer
 
 _json = msgspec.json.Decoder()
@@ -146,6 +150,7 @@ class Dfsp:
         # chaos mode's record
         self.mine: set[str] = set()  # transfers this DFSP sent as the payer
         self.accepted: dict[str, float] = {}  # transferId -> when the hub answered 202 (time.monotonic)
+        self.last_accepted = 0.0
         self.told: dict[str, list[str]] = {}  # as payer: transferId -> the final states it was told
         self.payee_told: dict[str, list[str]] = {}  # as payee: transferId -> the outcomes it was told
         self.fulfil_unsent = 0  # fulfilments the hub never answered, even sent again
@@ -207,7 +212,7 @@ class Dfsp:
                 await asyncio.sleep(CHAOS_DOWN_PAUSE_S)
             return None
         if self.plan.chaos and what == "transfer":
-            self.accepted[key] = time.monotonic()
+            self.accepted[key] = self.last_accepted = time.monotonic()
         timeout = CHAOS_CALLBACK_WAIT_S if self.plan.chaos else CALLBACK_TIMEOUT_S
         try:
             return await asyncio.wait_for(future, timeout)
@@ -252,7 +257,8 @@ class Dfsp:
         if state is None:
             return False
         if state != "COMMITTED":
-            self.errors[f"transfer {state}"] += 1
+            if not self.plan.chaos:  # in chaos mode the payee aborts some on purpose
+                self.errors[f"transfer {state}"] += 1
             return False
         return True
 
@@ -318,6 +324,13 @@ class Dfsp:
         source = _header(head, b"fspiop-source")
         if method == b"POST" and resource == b"transfers":
             transfer_id = _json.decode(body)["transferId"]
+            if self.plan.chaos:
+                pick = zlib.crc32(transfer_id.encode())
+                if pick % CHAOS_UNANSWERED_ONE_IN == 0:
+                    return 202  # never answered: the hub expires it
+                if pick % CHAOS_REJECTED_ONE_IN == 1:
+                    self._spawn(self._answer_transfer(transfer_id, source, self._rejection()))
+                    return 202
             self._spawn(self._fulfil(transfer_id, source))
             return 202
         if method == b"GET" and resource == b"parties":
@@ -367,14 +380,21 @@ class Dfsp:
         body = (f'{{"fulfilment":"{fulfilment_for(self.secret, transfer_id)}",'
                 f'"completedTimestamp":"{self.clock.now}","transferState":"{state}"}}').encode()
         if self.plan.chaos:
-            # idempotent: a prepare delivered twice (at least once) gets the same fulfilment again,
-            # which the hub answers with the transfer's state; a different body would be refused (3106)
-            body = self.fulfilments.setdefault(transfer_id, body)
+            await self._answer_transfer(transfer_id, payer, body)
         else:
             await self._send(b"PUT", f"/transfers/{transfer_id}", "transfers", payer, body)
-            return
+
+    def _rejection(self) -> bytes:
+        return b'{"errorInformation":{"errorCode":"5104","errorDescription":"Payee rejected transaction"}}'
+
+    async def _answer_transfer(self, transfer_id: str, payer: str, body: bytes) -> None:
+        """Chaos mode: the payee's answer, sent again (bounded) while the hub cannot be reached."""
+        # idempotent: a prepare delivered twice (at least once) gets the same answer again, which
+        # the hub answers with the transfer's state; a different body would be refused (3106)
+        body = self.fulfilments.setdefault(transfer_id, body)
+        path = f"/transfers/{transfer_id}" + ("/error" if body.startswith(b'{"errorInformation"') else "")
         deadline = time.monotonic() + CHAOS_FULFIL_RETRY_S
-        while not await self._send(b"PUT", f"/transfers/{transfer_id}", "transfers", payer, body):
+        while not await self._send(b"PUT", path, "transfers", payer, body):
             if time.monotonic() > deadline:  # the transfer will expire; the hub tells both sides
                 self.fulfil_unsent += 1
                 return
@@ -488,7 +508,8 @@ async def _main(plan: Plan, pipe: Connection) -> None:
 
     async def report() -> None:
         while True:
-            pipe.send(("progress", dfsp.completed, sum(dfsp.errors.values()), dfsp.in_flight, len(dfsp.accepted)))
+            pipe.send(("progress", dfsp.completed, sum(dfsp.errors.values()), dfsp.in_flight, len(dfsp.accepted),
+                       dfsp.last_accepted))
             await asyncio.sleep(PROGRESS_EVERY_S)
 
     reporter = loop.create_task(report())
