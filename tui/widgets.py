@@ -66,7 +66,8 @@ def ndc_bar(app: App[Any], position: Any, ndc: Any, width: int = BAR_WIDTH) -> T
     bar = Text()
     bar.append("█" * filled, style=theme_style(app, level))
     bar.append("░" * (width - filled), style=theme_style(app, "foreground-darken-3") or "dim")
-    bar.append(f" {min(use * 100, Decimal(999)):3.0f}%", style=theme_style(app, f"text-{level}"))
+    percent = " <1%" if 0 < use < Decimal("0.01") else f" {min(use * 100, Decimal(999)):3.0f}%"
+    bar.append(percent, style=theme_style(app, f"text-{level}"))
     return bar
 
 
