@@ -466,7 +466,7 @@ def render(report: Report) -> str:
     for i, kill in enumerate(report.kills, 1):
         nats = (f"its nats-server exited ({kill.nats_exit_s} s)" if not kill.nats_orphans else f"nats-server {kill.nats_orphans} LEFT RUNNING") \
             if kill.nats_pids else "no nats-server found"
-        lines.append(f"  kill {i} at {kill.at_s:5.1f} s: {kill.accepted_before:>6,} accepted before, {nats}, "
+        lines.append(f"  kill {i:>{len(str(len(report.kills)))}} at {kill.at_s:5.1f} s: {kill.accepted_before:>6,} accepted before, {nats}, "
                      f"back in {kill.restart_s if kill.restart_s is not None else 'n/a'} s "
                      f"(broker {'OK' if kill.broker_ok else 'NOT OK'}), {kill.accepted_after:>6,} accepted after")
     c = report.counts
