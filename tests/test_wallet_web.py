@@ -114,7 +114,8 @@ def test_config_lists_the_simulated_dfsps_their_customers_and_the_urls(demo: Hub
     assert set(by_name) == {"greenwallet", "bluewallet", "merchantbank"}
     assert config["pisps"] == ["budgetapp"]
     assert config["joinUrl"] is None  # loopback: phones could not reach it
-    assert config["urls"] == {name: demo.urls[name] for name in ("fspiop", "admin", "settlement", "sim", "wallet")}
+    assert config["urls"] == {name: demo.urls[name] for name in ("fspiop", "admin", "settlement", "als_admin", "sim",
+                                                                  "wallet", "nats")}
     merchant = by_name["merchantbank"]
     assert (merchant["currency"], merchant["quoteFeePercent"], merchant["quoteFeeFixed"]) == ("USD", "1", "0")
     assert by_name["greenwallet"]["quoteFeePercent"] == "0"

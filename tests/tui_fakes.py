@@ -171,7 +171,12 @@ ROUTES: dict[tuple[str, str], Answer] = {
     ("GET", f"{URLS['settlement']}/settlements"): Answer(200, []),
 }
 for _dfsp in ("greenwallet", "bluewallet", "merchantbank"):
-    ROUTES[("GET", f"{WALLET}/api/sim/{_dfsp}/faults")] = Answer(200, {"dfsp": _dfsp, "faults": []})
+    ROUTES[("GET", f"{WALLET}/api/sim/{_dfsp}/faults")] = Answer(
+        200, {"dfsp": _dfsp, "mode": "normal", "delaySeconds": None, "errorCode": None})
+ROUTES[("GET", f"{WALLET}/api/sim/dfsps")] = Answer(200, [
+    {"name": "greenwallet", "currency": "USD", "customers": 6, "joined": 2},
+    {"name": "bluewallet", "currency": "USD", "customers": 4, "joined": 1},
+    {"name": "merchantbank", "currency": "USD", "customers": 4, "joined": 0}])
 ROUTES[("GET", f"{WALLET}/api/join-qr")] = Answer(200, {"url": CONFIG["joinUrl"], "svg": ""})
 
 

@@ -16,6 +16,7 @@ import logging
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen
 
 from tui.client import HubClient
 from tui.screens.base import StateChanged
@@ -124,6 +125,12 @@ class Dashboard(App[None]):
         except Exception:  # noqa: BLE001 - no screen yet, or the app is closing
             return
         screen.post_message(StateChanged(topics))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No switching screens while a dialog (a form, a confirmation, help) waits for an answer."""
+        if action in ("switch_mode", "help") and isinstance(self.screen, ModalScreen):
+            return False
+        return True
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -53,7 +53,7 @@ _STATIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # one path segment, n
 PAGES = ("/", "/hub", "/pisp", "/join", "/phone/<dfsp>/<customer_id>", "/till/<dfsp>/<customer_id>")
 QR_KEPT = 20
 _QR_PATH = re.compile(r"([^/]+)/qr")
-URL_NAMES = ("fspiop", "admin", "settlement", "sim", "wallet")
+URL_NAMES = ("fspiop", "admin", "settlement", "als_admin", "sim", "wallet", "nats")
 _decode = msgspec.json.Decoder().decode
 
 

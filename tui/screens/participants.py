@@ -60,11 +60,12 @@ class ParticipantsScreen(HubScreen):
     """
 
     BINDINGS = [
-        Binding("n", "onboard", "Onboard"),
-        Binding("c", "ndc", "NDC"),
-        Binding("i", "funds_in", "Funds in"),
-        Binding("w", "funds_out", "Funds out"),
-        Binding("a", "toggle_active", "(De)activate"),
+        # named on the hint line (the Footer's room is for the mode keys at 80 columns)
+        Binding("n", "onboard", "Onboard", show=False),
+        Binding("c", "ndc", "NDC", show=False),
+        Binding("i", "funds_in", "Funds in", show=False),
+        Binding("w", "funds_out", "Funds out", show=False),
+        Binding("a", "toggle_active", "(De)activate", show=False),
     ]
 
     def __init__(self) -> None:
@@ -74,6 +75,8 @@ class ParticipantsScreen(HubScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("n onboard a DFSP  c NDC  i funds in  w funds out  a (de)activate the selected one",
+                     classes="hint", markup=False)
         table: DataTable[str] = DataTable(id="participants", cursor_type="row", zebra_stripes=True)
         table.add_columns("Participant", "Cur", "Position", "Net Debit Cap", "Liquidity", "Status")
         yield table

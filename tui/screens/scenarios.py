@@ -129,8 +129,9 @@ class ScenariosScreen(HubScreen):
     """
 
     BINDINGS = [
-        Binding("x", "run", "Run"),
-        Binding("v", "toggle_view", "Log/Report"),
+        # named on the hint line (the Footer's room is for the mode keys at 80 columns)
+        Binding("x", "run", "Run", show=False),
+        Binding("v", "toggle_view", "Log/Report", show=False),
     ]
 
     def __init__(self) -> None:
@@ -142,6 +143,8 @@ class ScenariosScreen(HubScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("↑↓ pick a scenario  x or Enter run it  v switch between its log and its report",
+                     classes="hint", markup=False)
         table: DataTable[str] = DataTable(id="scenarios", cursor_type="row", zebra_stripes=True)
         table.add_columns("Scenario", "Description")
         yield table

@@ -94,11 +94,12 @@ class SettlementScreen(HubScreen):
     """
 
     BINDINGS = [
-        Binding("c", "close_window", "Close window"),
-        Binding("e", "settle", "Settle closed"),
-        Binding("a", "advance", "Next step"),
-        Binding("x", "abort", "Abort"),
-        Binding("l", "filter", "Filter"),
+        # named on the hint line (the Footer's room is for the mode keys at 80 columns)
+        Binding("c", "close_window", "Close window", show=False),
+        Binding("e", "settle", "Settle closed", show=False),
+        Binding("a", "advance", "Next step", show=False),
+        Binding("x", "abort", "Abort", show=False),
+        Binding("l", "filter", "Filter", show=False),
     ]
 
     def __init__(self) -> None:
@@ -112,6 +113,8 @@ class SettlementScreen(HubScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("c close the open window  e settle the closed ones  a next step  x abort",
+                     classes="hint", markup=False)
         yield Static("", id="windows-heading", classes="settlement-heading", markup=False)
         windows: DataTable[str] = DataTable(id="windows", cursor_type="row", zebra_stripes=True)
         windows.add_columns("Window", "State", "Created", "Content", "Reason")
@@ -121,7 +124,7 @@ class SettlementScreen(HubScreen):
         accounts.add_columns("Participant", "Account", "Net amount", "State", "Reason")
         yield accounts
         yield Static("", id="positions", markup=False)
-        yield Static("c closes the open window; e settles the closed ones; then a, step by step",
+        yield Static("Close the open window, settle it, then take it step by step to SETTLED.",
                      id="settlement-outcome", markup=False)
         yield Footer()
 
