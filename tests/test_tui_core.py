@@ -17,7 +17,6 @@ import struct
 import subprocess
 import termios
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -34,9 +33,9 @@ from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.transfers import TransfersScreen
+from tui_pilot import until
 
 SIZE = (80, 24)
-WAIT_S = 20.0
 AMARA, KWAME = "27710000001", "27720000001"
 
 
@@ -47,18 +46,6 @@ def demo(module_hubs: HubLauncher) -> Hub:
 
 def run(coro: Awaitable[None]) -> None:
     asyncio.run(asyncio.wait_for(coro, 120))  # type: ignore[arg-type]
-
-
-async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    """Let the app run until `predicate()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def cells(app: Dashboard, selector: str) -> list[list[str]]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -22,11 +20,16 @@ from textual.widgets import DataTable, Input, Static
 from conftest import Hub, HubLauncher
 from tui.app import Dashboard
 from tui.client import HubClient
+from tui_pilot import until
+from tui_pilot import dashboard as _dashboard
 from tui.screens.faults import FaultsScreen, fault_body
 from tui.screens.join import JoinScreen, joined_text, qr_lines, qr_matrix
 
-WAIT_S = 20.0
 SIZE = (80, 24)
+
+
+def dashboard(hub: Hub) -> Any:
+    return _dashboard(hub, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +42,6 @@ def hub(demo: Hub) -> Any:
     yield demo
     for dfsp in ("greenwallet", "bluewallet", "merchantbank"):
         httpx.put(f"{demo.urls['sim']}/{dfsp}/faults", json={"mode": "normal"}, timeout=10)
-
-
-@asynccontextmanager
-async def dashboard(hub: Hub) -> AsyncIterator[tuple[Dashboard, Any]]:
-    client = await HubClient.attach(hub.urls["wallet"])
-    app = Dashboard(client)
-    try:
-        async with app.run_test(size=SIZE) as pilot:
-            yield app, pilot
-    finally:
-        await client.close()
-
-
-async def until(pilot: Any, predicate: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def sim_fault(hub: Hub, dfsp: str) -> dict[str, Any]:

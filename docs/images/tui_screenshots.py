@@ -13,9 +13,6 @@ dashboard at 80×24 with Textual's pilot and saves each screen as an SVG next to
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,28 +21,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
+from screenshots import start_hub  # noqa: E402  (the web page's script, beside this one)
 from tui.app import Dashboard  # noqa: E402
 from tui.client import HubClient  # noqa: E402
 
-PORT_FLAGS = ("--fspiop-port", "--admin-port", "--settlement-port", "--als-admin-port", "--sim-port", "--wallet-port")
-READY_S = 30
 SIZE = (80, 24)
 PAYMENTS = [("greenwallet", "27710000001", "27720000001", "25"), ("bluewallet", "27720000002", "27730000001", "40"),
             ("merchantbank", "27730000001", "27710000002", "12.50"), ("greenwallet", "27710000003", "27730000002", "8")]
-
-
-def start_hub(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    command = [sys.executable, "-m", "miniloop", "up", "--headless", "--data-dir", str(data_dir)]
-    for flag in PORT_FLAGS:
-        command += [flag, "0"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MINILOOP_")}
-    hub = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + READY_S
-    while not (data_dir / "hub.json").exists():
-        if hub.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the hub did not start")
-        time.sleep(0.1)
-    return hub, json.loads((data_dir / "hub.json").read_text())["urls"]["wallet"]
 
 
 async def until(pilot, predicate, timeout: float = 20.0) -> None:
@@ -87,6 +69,35 @@ async def shoot(wallet: str) -> None:
         await pilot.press("escape", "o", "d")
         await pilot.pause(0.5)
         app.save_screenshot(str(HERE / "tui-overview-light.svg"))
+        await pilot.press("d", "p")
+        await pilot.pause(0.5)
+        app.save_screenshot(str(HERE / "tui-participants.svg"))
+        await pilot.press("s")
+        await pilot.pause(0.5)
+        for key in ("c", "e", "a"):  # close the window, settle it, take the first step
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            await pilot.press("y")
+            await pilot.pause(1.0)
+        app.save_screenshot(str(HERE / "tui-settlement.svg"))
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.query("#scenarios").first().row_count > 0)
+        await pilot.press("x")
+        await pilot.pause(0.3)
+        await pilot.press("y")
+        await until(pilot, lambda: getattr(app.screen, "result", None) is not None, timeout=60)
+        await pilot.pause(0.5)
+        app.save_screenshot(str(HERE / "tui-scenarios.svg"))
+        await pilot.press("f")
+        await pilot.pause(0.8)
+        await pilot.press("3")  # the first DFSP goes silent, for the picture
+        await pilot.pause(0.8)
+        app.save_screenshot(str(HERE / "tui-faults.svg"))
+        await pilot.press("1")
+        await pilot.pause(0.5)
+        await pilot.press("j")
+        await pilot.pause(0.8)
+        app.save_screenshot(str(HERE / "tui-join.svg"))
     await client.close()
 
 

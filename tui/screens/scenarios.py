@@ -152,7 +152,7 @@ class ScenariosScreen(HubScreen):
             with ContentSwitcher(initial="scenario-log"):
                 yield RichLog(id="scenario-log", wrap=False, markup=False, max_lines=5000)
                 report: DataTable[str] = DataTable(id="scenario-report", cursor_type="row", zebra_stripes=True)
-                report.add_columns("#", "Kind", "Title", "Result", "ms", "Why")
+                report.add_columns("#", "Result", "Kind", "Title", "ms", "Why")  # the result first: 80 columns
                 yield report
         yield Static("Loading the scenarios ...", id="scenario-status", markup=False)
         yield Footer()
@@ -267,7 +267,7 @@ class ScenariosScreen(HubScreen):
     def show_report(self, run: RunResult) -> None:
         report = self.query_one("#scenario-report", DataTable)
         fill_table(report, [(f"{id(run)}-{step.number}",
-                             (str(step.number), step.kind, shorten(step.title, 60), step_label(step),
+                             (str(step.number), step_label(step), step.kind, shorten(step.title, 60),
                               str(int(step.duration_s * 1000)), shorten(why(step), 200)))
                             for step in run.steps])
         self.query_one(ContentSwitcher).current = "scenario-report"
