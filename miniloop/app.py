@@ -28,6 +28,7 @@ from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
 from miniloop.api.common import compile_out_unused_signals, new_health, serve_metrics
 from miniloop.api.fspiop import Services as FspiopServices, fspiop_app
+from miniloop.api.openapi import serve_openapi
 from miniloop.api.settlement import settlement_app
 from miniloop.bus.events import EventBus
 from miniloop.bus.nats_server import NatsServer
@@ -161,6 +162,7 @@ class Hub:
             "wallet": wallet_app(getattr(sim.ctx, "sim", None), self.urls, health, self.join_url),
         }
         for name, app in apps.items():
+            serve_openapi(app, name)  # GET /openapi.json on the FSPIOP, Admin and Settlement ports
             serve_metrics(app, name, self.metrics)
         compile_out_unused_signals(apps.values())
         for name, app in apps.items():

@@ -1,0 +1,228 @@
+"""What each API's description adds to what its routes say (miniloop.api.openapi).
+
+- FSPIOP: the headers every FSPIOP request carries, with the rules miniloop.fspiop.headers
+  applies (the versioned media types of the route's resource, the IMF-fixdate Date, FSP ids),
+  and the versioned media types of the bodies.
+- Admin: its bodies. central-ledger's Admin API is checked field by field
+  (miniloop.services.inputs), not decoded into Structs, so the Structs below state those rules
+  for the description only; they say what miniloop.services.participants and
+  miniloop.services.settlement_models accept.
+- Settlement: nothing to add: its handlers decode Structs, which the routes show.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from miniloop.api.openapi import Api
+from miniloop.fspiop import headers
+from miniloop.fspiop.models import Currency
+from miniloop.fspiop.request_models import AuthorizationsQuery
+from miniloop.services import inputs
+from miniloop.services.participants import ENDPOINT_TYPE_PATTERN, FUNDS_ACTIONS, FUNDS_OUT_FINISH_ACTIONS, LIMIT_TYPES
+
+# ------------------------------------------------------------------------------ FSPIOP
+
+_FSP_ID = {"type": "string", "pattern": f"^{headers._FSP_ID.pattern}$"}
+_DATE = {"type": "string", "pattern": f"^{headers._IMF_FIXDATE.pattern}$",
+         "examples": ["Tue, 05 Mar 2024 10:00:00 GMT"]}
+# GET /parties and GET /participants/{Type}/{ID} may name a currency
+_CURRENCY_QUERY = ("/parties/", "/participants/{type}/")
+
+
+def _resource(path: str) -> str | None:
+    """The FSPIOP resource of a path, as headers.check names it; None for /health and the like."""
+    first = path.strip("/").split("/")[0]
+    return first if first in headers.RESOURCES or first in headers.THIRDPARTY_RESOURCES else None
+
+
+def _media(resource: str) -> str:
+    name = headers.THIRDPARTY_MEDIA if resource in headers.THIRDPARTY_RESOURCES else resource
+    return f"application/vnd.interoperability.{name}+json"
+
+
+def _versions(resource: str) -> tuple[str, ...]:
+    return headers.THIRDPARTY_VERSIONS if resource in headers.THIRDPARTY_RESOURCES else headers.SUPPORTED_VERSIONS
+
+
+def _destination_optional(handler: Any) -> bool:
+    """A handler that passes `destination_required=False` to `inbound` (read from its code)."""
+    code = getattr(inspect.unwrap(handler), "__code__", None)
+    return code is not None and any(
+        isinstance(c, tuple) and "destination_required" in c for c in code.co_consts)
+
+
+def _header(name: str, required: bool, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema, "description": description}
+
+
+def fspiop_parameters(method: str, path: str, handler: Any) -> list[dict[str, Any]]:
+    resource = _resource(path)
+    if resource is None:
+        return []
+    media, versions = _media(resource), _versions(resource)
+    params = []
+    if method in ("GET", "POST", "DELETE"):
+        accepted = [f"{media};version={v}" for v in versions] + [f"{media};version={versions[-1].split('.')[0]}"]
+        params.append(_header("Accept", True, {"type": "string", "enum": accepted},
+                              "the resource's media type, with the versions the caller accepts"))
+    if method in ("POST", "PUT", "PATCH"):
+        params.append(_header("Content-Type", True, {"type": "string", "enum": [f"{media};version={v}" for v in versions]},
+                              "the resource's media type and the version of the body"))
+    params.append(_header("Date", True, _DATE, "when the request was made (RFC 9110 IMF-fixdate)"))
+    params.append(_header("FSPIOP-Source", True, _FSP_ID, "the sender: a registered, active participant"))
+    optional = _destination_optional(handler)
+    params.append(_header("FSPIOP-Destination", not optional, _FSP_ID,
+                          "the participant the message is for" + (" (the hub finds it when absent)" if optional else "")))
+    if method == "GET" and path.startswith(_CURRENCY_QUERY):
+        params.append({"name": "currency", "in": "query", "required": False,
+                       "schema": {"type": "string", "minLength": 3, "maxLength": 3}})
+    if method == "GET" and path.startswith("/authorizations/"):
+        fields = msgspec.structs.fields(AuthorizationsQuery)
+        (ref,), components = msgspec.json.schema_components([AuthorizationsQuery])
+        props = components["AuthorizationsQuery"]["properties"]
+        for f in fields:
+            schema = {k: v for k, v in props[f.encode_name].items() if k != "title"}
+            if isinstance(schema.get("pattern"), str):
+                schema["pattern"] = schema["pattern"].replace("\\A", "^").replace("\\Z", "$")
+            params.append({"name": f.encode_name, "in": "query", "required": True, "schema": schema})
+    return params
+
+
+def fspiop_body_media(method: str, path: str) -> list[str]:
+    resource = _resource(path)
+    if resource is None:
+        return ["application/json"]
+    return [f"{_media(resource)};version={v}" for v in reversed(_versions(resource))]
+
+
+# ------------------------------------------------------------------------------ Admin API
+
+
+class _Admin(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    pass
+
+
+Name = Annotated[str, Meta(pattern=inputs.NAME_PATTERN.pattern)]
+Text = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"\S")]
+AdminAmount = Annotated[str | float | int, Meta(description="an amount, as a number or a decimal string")]
+Id = Annotated[str, Meta(description="a UUID in lower case or a ULID",
+                         pattern=f"{inputs.UUID_PATTERN.pattern}|{inputs.ULID_PATTERN.pattern}")]
+
+
+class NewParticipant(_Admin):
+    name: Name
+    currency: Currency
+    is_proxy: bool = False
+
+
+class Activation(_Admin):
+    is_active: bool
+
+
+class NewEndpoint(_Admin):
+    type: Annotated[str, Meta(pattern=ENDPOINT_TYPE_PATTERN.pattern)]
+    value: Annotated[str, Meta(min_length=1, max_length=512, pattern=r"\S")]
+
+
+class Limit(_Admin):
+    type: Literal[LIMIT_TYPES]  # type: ignore[valid-type]
+    value: AdminAmount
+    alarm_percentage: Annotated[float, Meta(ge=0, le=100)] = 10
+
+
+class LimitChange(_Admin):
+    currency: Currency
+    limit: Limit
+
+
+class InitialPositionAndLimits(_Admin):
+    currency: Currency
+    limit: Limit
+    initial_position: AdminAmount = 0
+
+
+class NewHubAccount(_Admin):
+    currency: Currency
+    type: Text
+
+
+class FundsAmount(_Admin):
+    amount: AdminAmount
+    currency: Currency
+
+
+class FundsMove(_Admin):
+    transfer_id: Id
+    external_reference: Text
+    action: Literal[FUNDS_ACTIONS]  # type: ignore[valid-type]
+    reason: Text
+    amount: FundsAmount
+
+
+class FundsOutFinish(_Admin):
+    action: Literal[FUNDS_OUT_FINISH_ACTIONS]  # type: ignore[valid-type]
+    reason: Text
+
+
+class NewSettlementModel(_Admin, forbid_unknown_fields=True):
+    name: Name
+    settlement_granularity: Literal["GROSS", "NET"]
+    settlement_interchange: Literal["BILATERAL", "MULTILATERAL"]
+    settlement_delay: Literal["IMMEDIATE", "DEFERRED"]
+    currency: Currency | None
+    require_liquidity_check: bool
+    ledger_account_type: Text
+    settlement_account_type: Text
+    auto_position_reset: bool
+
+
+class NewLedgerAccountType(_Admin):
+    name: Annotated[str, Meta(pattern=r"^\w{2,30}$")]
+    description: Text
+    is_active: bool
+    is_settleable: bool
+
+
+_ADMIN_BODIES: dict[tuple[str, str], type] = {
+    ("POST", "/participants"): NewParticipant,
+    ("PUT", "/participants/{name}"): Activation,
+    ("POST", "/participants/{name}/endpoints"): NewEndpoint,
+    ("PUT", "/participants/{name}/limits"): LimitChange,
+    ("POST", "/participants/{name}/initialPositionAndLimits"): InitialPositionAndLimits,
+    ("POST", "/participants/{name}/accounts"): NewHubAccount,
+    ("PUT", "/participants/{name}/accounts/{account_id}"): Activation,
+    ("POST", "/participants/{name}/accounts/{account_id}"): FundsMove,
+    ("PUT", "/participants/{name}/accounts/{account_id}/transfers/{transfer_id}"): FundsOutFinish,
+    ("POST", "/settlementModels"): NewSettlementModel,
+    ("PUT", "/settlementModels/{name}"): Activation,
+    ("POST", "/ledgerAccountTypes"): NewLedgerAccountType,
+}
+
+
+# ------------------------------------------------------------------------------ the APIs
+
+APIS: dict[str, Api] = {
+    "fspiop": Api(
+        title="miniloop FSPIOP API",
+        description="Every FSPIOP resource (v1.0 and v1.1) and the Third-party API v1.0, as miniloop "
+                    "serves them: a request is answered 202 or 200 with no body once recorded; what "
+                    "happens next reaches the DFSPs as callbacks (docs/fspiop-api.md).",
+        parameters=fspiop_parameters,
+        body_media=fspiop_body_media,
+        empty_answers=True,
+    ),
+    "admin": Api(
+        title="miniloop Admin API (central-ledger)",
+        description="Participants, accounts, limits, funds and settlement models (docs/admin-api.md).",
+        bodies=_ADMIN_BODIES,
+    ),
+    "settlement": Api(
+        title="miniloop Settlement API v2",
+        description="Settlement windows and settlements (docs/settlement-api.md).",
+    ),
+}
