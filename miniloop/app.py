@@ -36,6 +36,7 @@ from miniloop.config import Settings
 from miniloop.errors import StartupError
 from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Ledger, utc_now
+from miniloop.ledger.writer import LedgerUnavailable
 from miniloop.metrics import HubMetrics
 from miniloop.notify import Notifier
 from miniloop.services.als import AccountLookup
@@ -194,6 +195,8 @@ class Hub:
                 for _ in range(100):  # at most 100 batches, then the next tick
                     if not await transfers.any_due(utc_now()) or not await transfers.expire_due():
                         break
+            except LedgerUnavailable:  # disk full or read-only: the writer logs it; due ones wait
+                pass
             except Exception:  # the ledger is closing, or a bug: log it, keep sweeping
                 log.exception("expiring transfers failed")
 
@@ -227,7 +230,7 @@ class Hub:
 
     def _health_checks(self) -> list[dict[str, str]]:
         """What /health reports: the ledger writer running, the NATS connection up."""
-        writer_ok = self.ledger is not None and self.ledger.writer.running
+        writer_ok = self.ledger is not None and self.ledger.writer.healthy  # DOWN: cannot write (disk full)
         broker_ok = self.bus is not None and self.bus.client.is_connected
         return [
             {"name": "datastore", "status": "OK" if writer_ok else "DOWN"},

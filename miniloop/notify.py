@@ -28,7 +28,7 @@ import aiohttp
 from miniloop.bus import subjects
 from miniloop.http_client import HttpClient, HttpClientError
 from miniloop.ledger import Ledger
-from miniloop.ledger.writer import utc_now
+from miniloop.ledger.writer import LedgerUnavailable, utc_now
 from miniloop.services import outbox
 from miniloop.services.outbox import Delivery
 
@@ -154,6 +154,8 @@ class Notifier:
         self._known.difference_update(done)
         try:
             await self._ledger.write(outbox.delivered, done)
+        except LedgerUnavailable:  # disk full: forget them at the next flush that can write
+            self._done.extend(done)
         except Exception:  # the ledger is closing; they will be sent again at the next start
             return
 

@@ -25,6 +25,14 @@ they look up again and again in `tx.cached`: participants, their accounts and en
 open settlement window, the settlement models, the oracles. Temporary triggers on this connection empty that cache
 whenever a row of those tables changes, whoever changes it, and a command that fails empties it
 too, so a rolled-back change is never remembered.
+
+When SQLite cannot write at all (the disk is full, the directory became read-only, an I/O
+error), the batch's transaction is rolled back whole, so nothing is half-written, and every
+caller of that batch gets `LedgerUnavailable`: FSPIOP 2003, HTTP 503, a clear description, no
+traceback. The writer then reports itself unavailable (`/health` shows the datastore DOWN), logs
+one line, and tries a tiny write every PROBE_EVERY_S while idle: once a write succeeds again
+(space freed, the directory writable again) it is available, logs that, and carries on. Nothing
+answered before is lost: a 202 was only ever sent after its commit.
 """
 
 from __future__ import annotations
@@ -39,12 +47,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from miniloop.fspiop.errors import FspiopError
+
 log = logging.getLogger(__name__)
 
 QUEUE_BOUND = 10_000  # commands waiting; callers wait for room beyond this
 BATCH_MAX = 256  # commands in one transaction
 CACHE_MAX = 10_000  # entries of the lookup cache; emptied when full
 CHECKPOINT_EVERY_S = 1.0
+PROBE_EVERY_S = 1.0  # while the ledger cannot be written: how often an idle writer tries again
+UNAVAILABLE_LOG_EVERY_S = 30.0
+# SQLite's primary result codes that mean "the storage cannot be written now", not a bug
+_STORAGE_CODES = {
+    5: "the database is locked",  # SQLITE_BUSY, after busy_timeout
+    6: "the database is locked",  # SQLITE_LOCKED
+    8: "the data directory is read-only",  # SQLITE_READONLY
+    10: "an I/O error",  # SQLITE_IOERR
+    13: "the disk is full",  # SQLITE_FULL
+    14: "the database file cannot be opened",  # SQLITE_CANTOPEN
+}
 CACHED_TABLES = ("participant", "account", "participant_endpoint", "settlement_window", "settlement_model", "oracle")
 
 
@@ -82,6 +103,26 @@ class Tx:
         self.events.append((subject, {**event, "at": self.now}))
 
 
+class LedgerUnavailable(FspiopError):
+    """The ledger cannot be written now (disk full, read-only, I/O error): 2003, HTTP 503."""
+
+    def __init__(self, problem: str) -> None:
+        reason = problem.split(":", 1)[0]  # "the disk is full", without SQLite's own words
+        super().__init__("2003", f"the hub cannot write its ledger now ({reason}); try again later", status=503)
+        self.problem = problem
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What `exc` says about the storage, if it is SQLite failing to write; None otherwise."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    reason = _STORAGE_CODES.get(code & 0xFF)
+    return f"{reason}: {exc}" if reason else None
+
+
 Publisher = Callable[[list[tuple[str, dict[str, Any]]]], None]
 Deliverer = Callable[[list[Any]], None]
 
@@ -110,6 +151,10 @@ class Writer:
         self.batches = 0
         self.commands = 0
         self.on_batch: Callable[[int], None] | None = None  # told each committed batch's size (metrics)
+        self.unavailable: str | None = None  # why the ledger cannot be written now; None when it can
+        self.refused = 0  # commands refused with LedgerUnavailable since it became unavailable
+        self._unavailable_since = 0.0
+        self._unavailable_logged = 0.0
         self._cache: dict[Any, Any] = {}
         conn.create_function("miniloop_forget_lookups", 0, self._cache.clear)
         for table in CACHED_TABLES:
@@ -122,6 +167,11 @@ class Writer:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and its last write (or probe) succeeded."""
+        return self.running and self.unavailable is None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="ledger-writer")
@@ -153,7 +203,14 @@ class Writer:
                 self._last_checkpoint = time.monotonic()
                 checkpoint = loop.run_in_executor(self._thread, self._checkpoint)
             await asyncio.sleep(0)  # let requests in between batches: they make the next batch
-            first = await self._queue.get()
+            if self.unavailable is not None:  # idle: try a tiny write now and then
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), PROBE_EVERY_S)
+                except TimeoutError:
+                    self._probe()
+                    continue
+            else:
+                first = await self._queue.get()
             if first is None:
                 break
             batch = [first]
@@ -166,11 +223,18 @@ class Writer:
             try:
                 outcomes, events, messages = self._apply(batch)
             except BaseException as exc:  # the whole transaction failed (disk full, I/O error)
-                log.error("ledger batch of %d failed: %s", len(batch), exc)
+                problem = storage_problem(exc)
+                if problem is not None:
+                    self._became_unavailable(problem, len(batch))
+                    exc = LedgerUnavailable(problem)
+                else:
+                    log.error("ledger batch of %d failed: %s", len(batch), exc)
                 for command in batch:
                     if not command.future.done():
                         command.future.set_exception(exc)
                 continue
+            if self.unavailable is not None:
+                self._available_again()
             self.batches += 1
             self.commands += len(batch)
             if self.on_batch is not None:
@@ -192,6 +256,48 @@ class Writer:
                     self._publish(events)
                 except Exception:  # events are a view of the ledger; never fail a write for them
                     log.exception("publishing ledger events failed")
+
+    def _became_unavailable(self, problem: str, commands: int) -> None:
+        now = time.monotonic()
+        if self.unavailable is None:
+            self._unavailable_since = self._unavailable_logged = now
+            self.refused = 0
+            log.error("the ledger cannot be written (%s): requests that change it get 503 (2003) until it can; "
+                      "free space or make %s writable again", problem, self._path)
+        elif now - self._unavailable_logged >= UNAVAILABLE_LOG_EVERY_S:
+            self._unavailable_logged = now
+            log.error("the ledger still cannot be written (%s): %d requests refused so far",
+                      problem, self.refused + commands)
+        self.unavailable = problem
+        self.refused += commands
+
+    def _available_again(self) -> None:
+        log.warning("the ledger can be written again, after %.1f s (%d requests refused meanwhile)",
+                    time.monotonic() - self._unavailable_since, self.refused)
+        self.unavailable = None
+
+    def _probe(self) -> None:
+        """While unavailable: one tiny transaction (rewriting the schema version, a page of the
+        database). If it commits, the ledger can be written again."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute(f"PRAGMA user_version = {int(version)}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            problem = storage_problem(exc)
+            if problem is not None:
+                self._became_unavailable(problem, 0)
+            else:
+                log.debug("ledger probe failed: %s", exc)
+            return
+        self._available_again()
 
     def _checkpoint(self) -> None:
         """In a thread, with a connection of its own: copy the WAL into the database (PASSIVE:
@@ -215,6 +321,8 @@ class Writer:
         events: list[tuple[str, dict[str, Any]]] = []
         messages: list[Any] = []
         now = utc_now()
+        if conn.in_transaction:  # a failed batch whose rollback failed too: end it first
+            conn.execute("ROLLBACK")
         conn.execute("BEGIN IMMEDIATE")
         try:
             for command in batch:
@@ -223,6 +331,8 @@ class Writer:
                 try:
                     value = command.fn(tx, *command.args)
                 except Exception as exc:
+                    if storage_problem(exc) is not None:  # SQLite may have rolled it all back: fail the batch
+                        raise
                     conn.execute("ROLLBACK TO command")
                     conn.execute("RELEASE command")
                     self._cache.clear()
@@ -236,6 +346,9 @@ class Writer:
         except BaseException:
             self._cache.clear()
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error as exc:  # never leave the connection inside a transaction
+                    log.error("rolling back a failed ledger batch failed: %s", exc)
             raise
         return outcomes, events, messages
