@@ -11,12 +11,14 @@ from typing import Any
 from sanic import HTTPResponse, Request, Sanic
 
 from miniloop.api.common import json_body, new_app, reply
+from miniloop.api.params import sqlite_int_params
 from miniloop.services.participants import Participants
 from miniloop.services.settlement_models import SettlementModels
 
 
 def admin_app(participants: Participants, models: SettlementModels, health: dict[str, Any]) -> Sanic:
     app = new_app("miniloop_admin", health)
+    sqlite_int_params(app)
 
     # ------------------------------------------------------------ participants
 

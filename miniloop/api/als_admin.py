@@ -13,6 +13,7 @@ from sanic import HTTPResponse, Request, Sanic
 
 from miniloop.api.auth_service import auth_service_blueprint
 from miniloop.api.common import json_body, new_app, reply
+from miniloop.api.params import sqlite_int_params
 from miniloop.api.oracle import oracle_blueprint
 from miniloop.services.auth_service import AuthService
 from miniloop.services.oracles import Oracles
@@ -20,6 +21,7 @@ from miniloop.services.oracles import Oracles
 
 def als_admin_app(oracles: Oracles, health: dict[str, Any], auth_service: AuthService | None = None) -> Sanic:
     app = new_app("miniloop_als_admin", health)
+    sqlite_int_params(app)
     app.blueprint(oracle_blueprint(oracles))
     if auth_service is not None:
         app.blueprint(auth_service_blueprint(auth_service))

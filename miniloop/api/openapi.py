@@ -27,6 +27,7 @@ import msgspec
 from sanic import HTTPResponse, Request, Sanic
 
 from miniloop import __version__
+from miniloop.api.params import SQLITE_INT_MAX
 from miniloop.fspiop.models import ErrorInformationObject
 
 OPENAPI_VERSION = "3.1.0"
@@ -146,7 +147,7 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
 
 def _path_parameter(name: str, kind: str) -> dict[str, Any]:
     if kind == "int":
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": SQLITE_INT_MAX}  # params.py
     else:  # Sanic's `str`: one non-empty path segment
         schema = {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
     return {"name": name, "in": "path", "required": True, "schema": schema}

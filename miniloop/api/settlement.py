@@ -12,6 +12,7 @@ from typing import Any
 from sanic import HTTPResponse, Request, Sanic
 
 from miniloop.api.common import new_app, reply
+from miniloop.api.params import sqlite_int_params
 from miniloop.fspiop.models import decode
 from miniloop.services.settlement_report import SettlementReports
 from miniloop.services.settlement_windows import SettlementWindows, WindowClosure
@@ -22,6 +23,7 @@ from miniloop.services.settlements import (
 
 def settlement_app(windows: SettlementWindows, settlements: Settlements, health: dict[str, Any]) -> Sanic:
     app = new_app("miniloop_settlement", health, health_paths=("/health", "/v2/health"))  # the spec's is /v2
+    sqlite_int_params(app)
     reports = SettlementReports(settlements.ledger.path)
 
     def args(request: Request) -> dict[str, str]:
