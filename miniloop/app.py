@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import ipaddress
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from sanic import Sanic
 from miniloop import hubfile, lan, seed
 from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
-from miniloop.api.common import compile_out_unused_signals, new_health, serve_metrics
+from miniloop.api.common import compile_out_unused_signals, new_health, require_token, serve_metrics
 from miniloop.api.fspiop import Services as FspiopServices, fspiop_app
 from miniloop.api.openapi import serve_openapi
 from miniloop.api.settlement import settlement_app
@@ -66,6 +67,9 @@ PORT_FLAGS = {"fspiop": "--fspiop-port", "admin": "--admin-port", "settlement": 
 TITLES = {"fspiop": "FSPIOP API", "admin": "Admin API (central-ledger)", "settlement": "Settlement API v2",
           "als_admin": "ALS admin API (oracles)", "sim": "Simulated DFSPs",
           "wallet": "Wallet simulator (browser)"}
+# the operators' APIs: loopback only on a non-loopback --host, unless --admin-token or --insecure
+OPERATOR_PORTS = ("admin", "settlement", "als_admin")
+OPERATOR_BODY_MAX_BYTES = 1024 * 1024  # their requests are small; the FSPIOP ports take up to 5 MiB
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Hub:
     _servers: list[Any] = field(default_factory=list)
     seeded: bool = False
     join_url: str | None = None  # what phones on the LAN open to join a workshop (docs/workshop.md)
+    operator_notice: str | None = None  # one line `up` prints about the operators' ports, if any
     _wrote_runtime_file: bool = False
 
     async def start(self) -> None:
@@ -98,13 +103,11 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.watch(self)
         hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
-        self._sockets = {name: _bind(settings.host, port, name) for name, port in settings.ports().items()}
+        hosts, self.operator_notice = bind_hosts(settings)
+        self._sockets = {name: _bind(hosts[name], port, name) for name, port in settings.ports().items()}
         data_dir = self._prepare_data_dir(settings.data_dir)
-        shown_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(
-            settings.host, f"[{settings.host}]" if ":" in settings.host else settings.host
-        )
         self.urls = {
-            name: f"http://{shown_host}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
+            name: f"http://{_shown_host(hosts[name])}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
             for name, sock in self._sockets.items()
         }
         nats_url = settings.nats_url
@@ -160,8 +163,15 @@ class Hub:
             "settlement": settlement_app(SettlementWindows(self.ledger), Settlements(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health, auth_service),
             "sim": sim,
-            "wallet": wallet_app(getattr(sim.ctx, "sim", None), self.urls, health, self.join_url),
+            "wallet": wallet_app(getattr(sim.ctx, "sim", None), self.urls, health, self.join_url,
+                                 admin_token=settings.admin_token or None),
         }
+        for name in OPERATOR_PORTS:
+            apps[name].config.REQUEST_MAX_SIZE = OPERATOR_BODY_MAX_BYTES
+            if settings.admin_token and not is_loopback(settings.host):  # loopback: nothing changes
+                # /authService is participant centralAuth's FSPIOP endpoint: the hub delivers to it
+                require_token(apps[name], settings.admin_token,
+                              open_prefixes=("/authService",) if name == "als_admin" else ())
         for name, app in apps.items():
             serve_openapi(app, name)  # GET /openapi.json on the FSPIOP, Admin and Settlement ports
             serve_metrics(app, name, self.metrics)
@@ -278,6 +288,46 @@ class Hub:
             await asyncio.Event().wait()
         else:
             await self.nats.on_give_up.wait()
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.1, ::1, localhost: only this machine can connect."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_hosts(settings: Settings) -> tuple[dict[str, str], str | None]:
+    """Where each port listens, and the line `up` prints about the operators' ports (or None).
+
+    The FSPIOP, simulator and wallet ports follow --host. The Admin, Settlement and ALS admin
+    APIs change participants, limits and money: on a non-loopback --host they stay on loopback,
+    unless --admin-token (then every request needs it) or --insecure (then nothing is asked).
+    """
+    host = settings.host
+    hosts = {name: host for name in settings.ports()}
+    titles = "the Admin, Settlement and ALS admin APIs"
+    if is_loopback(host):
+        return hosts, None
+    if settings.admin_token:
+        return hosts, f"{titles[0].upper()}{titles[1:]} listen on {host or 'every address'} and need " \
+                      "Authorization: Bearer <the admin token>"
+    if settings.insecure:
+        return hosts, f"warning: --insecure: {titles} listen on {host or 'every address'} with no token: " \
+                      "anyone on the network can change participants, limits and settlements"
+    loopback = "::1" if ":" in host else "127.0.0.1"
+    for name in OPERATOR_PORTS:
+        hosts[name] = loopback
+    return hosts, f"{titles[0].upper()}{titles[1:]} listen on {loopback} only " \
+                  "(give --admin-token TOKEN to reach them from the network)"
+
+
+def _shown_host(host: str) -> str:
+    """The host part of a URL that reaches `host` from this machine."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
 
 
 def _bind(host: str, port: int, name: str) -> socket.socket:

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--config", type=Path, help="settings file (TOML); default: $MINILOOP_CONFIG or "
                     f"{config.user_config_file()} if it exists")
     up.add_argument("--log-level", choices=config.LOG_LEVELS)
+    up.add_argument("--admin-token", metavar="TOKEN",
+                    help="with a --host other than loopback: the Admin, Settlement and ALS admin APIs listen "
+                         "there too and ask for Authorization: Bearer TOKEN (without it they stay on 127.0.0.1)")
+    up.add_argument("--insecure", action="store_true", default=None,
+                    help="with a --host other than loopback: open the Admin, Settlement and ALS admin APIs "
+                         "there with no token (a closed lab network only)")
 
     reset = commands.add_parser("reset", help="delete a hub's data (asks first)",
                                 description="Delete the data directory of a hub: ledger, NATS store, everything.")
@@ -163,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--data-dir)")
     tui.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
     tui.add_argument("--config", type=Path, help="settings file (TOML)")
+    tui.add_argument("--admin-token", metavar="TOKEN",
+                     help="the hub's admin token, when it was started with --admin-token (a remote dashboard)")
 
     commands.add_parser("version", help="print the version", description="Print miniloop's version.")
     return parser
@@ -294,6 +302,8 @@ async def _print_and_wait(hub: Any, what: str, stop: asyncio.Event) -> bool:
         title = TITLES.get(name, "NATS (events on ml.event.>)")
         print(f"  {title:<28} {url}")
     print(f"  {'data directory':<28} {hub.settings.data_dir}")
+    if hub.operator_notice:
+        print(hub.operator_notice)
     if hub.join_url is not None and not hub.settings.empty:
         _print_join(hub.join_url)
     print("Press Ctrl-C to stop.", flush=True)
@@ -336,8 +346,10 @@ async def _dashboard_until_quit(hub: Any, stop: asyncio.Event) -> bool:
 
     failure = asyncio.ensure_future(hub.wait_for_failure())
     failure.add_done_callback(lambda _: stop.set())
+    if hub.operator_notice:
+        logging.getLogger("miniloop").warning("%s", hub.operator_notice)
     try:
-        await run_dashboard(hub.urls["wallet"], owns_hub=True, stop=stop)
+        await run_dashboard(hub.urls["wallet"], owns_hub=True, stop=stop, admin_token=hub.settings.admin_token)
     finally:
         failed = failure.done() and not failure.cancelled()
         failure.cancel()
@@ -349,8 +361,8 @@ def _tui(args: argparse.Namespace) -> int:
     from tui.run import can_show, run_dashboard
 
     url = args.url
+    settings = config.load(_flags(args), args.config)  # --admin-token, MINILOOP_ADMIN_TOKEN or the file's
     if url is None:
-        settings = config.load(_flags(args), args.config)
         from miniloop.scenario.command import running_hub
 
         urls = running_hub(settings.data_dir)
@@ -364,7 +376,7 @@ def _tui(args: argparse.Namespace) -> int:
         _run(_reachable(url))  # first: "nothing answers there" is the more useful thing to hear
         if not can_show():
             raise MiniloopError("the dashboard needs a terminal (stdin and stdout must be a TTY)")
-        _run(run_dashboard(url, owns_hub=False))
+        _run(run_dashboard(url, owns_hub=False, admin_token=settings.admin_token))
     except HubUnreachable as exc:
         raise MiniloopError(str(exc)) from None
     return 0

@@ -53,6 +53,9 @@ class Settings:
     sim_port: int = 3090  # the simulated DFSPs' own FSPIOP endpoints
     wallet_port: int = 3080  # the mobile wallet simulator: phones, tills and the hub pane in a browser
     log_level: str = "warning"
+    # the Admin, Settlement and ALS admin ports: loopback only unless a token or --insecure (docs/reliability.md)
+    admin_token: str | None = None
+    insecure: bool = False
 
     def ports(self) -> dict[str, int]:
         return {

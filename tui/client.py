@@ -67,10 +67,11 @@ class HubClient:
     urls: dict[str, str] = field(default_factory=dict)  # fspiop, admin, settlement, sim, wallet
     config: dict[str, Any] = field(default_factory=dict)  # GET /api/config: dfsps, pisps, joinUrl
     _session: aiohttp.ClientSession | None = None
+    admin_token: str | None = None  # sent to the Admin, Settlement and ALS admin APIs only (--admin-token)
 
     @classmethod
-    async def attach(cls, wallet_url: str) -> HubClient:
-        client = cls(wallet_url.rstrip("/"))
+    async def attach(cls, wallet_url: str, admin_token: str | None = None) -> HubClient:
+        client = cls(wallet_url.rstrip("/"), admin_token=admin_token or None)
         client._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
         try:
             await client.refresh_config()
@@ -103,7 +104,11 @@ class HubClient:
         """One JSON request; network problems raise aiohttp.ClientError or TimeoutError."""
         assert self._session is not None, "attach() first"
         timeout = aiohttp.ClientTimeout(total=SLOW_REQUEST_TIMEOUT_S if slow else REQUEST_TIMEOUT_S)
-        async with self._session.request(method, url, json=body, timeout=timeout) as response:
+        headers = None
+        if self.admin_token and url.startswith(tuple(self.urls.get(n) or "\0" for n in ("admin", "settlement",
+                                                                                         "als_admin"))):
+            headers = {"Authorization": f"Bearer {self.admin_token}"}
+        async with self._session.request(method, url, json=body, headers=headers, timeout=timeout) as response:
             raw = await response.read()
             try:
                 parsed = json.loads(raw) if raw else None

@@ -22,7 +22,8 @@ def can_show() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-async def run_dashboard(wallet_url: str, *, owns_hub: bool, stop: asyncio.Event | None = None) -> None:
+async def run_dashboard(wallet_url: str, *, owns_hub: bool, stop: asyncio.Event | None = None,
+                        admin_token: str | None = None) -> None:
     """Attach to the hub whose wallet port is `wallet_url` and show the dashboard until it quits,
     or until `stop` is set (SIGTERM, the hub failing): then it closes as if quit, terminal restored.
 
@@ -30,7 +31,7 @@ async def run_dashboard(wallet_url: str, *, owns_hub: bool, stop: asyncio.Event 
     """
     from tui.app import Dashboard  # Textual is imported only when a dashboard is shown
 
-    client = await HubClient.attach(wallet_url)
+    client = await HubClient.attach(wallet_url, admin_token=admin_token)
     app = Dashboard(client, owns_hub=owns_hub)
 
     async def exit_when_stopped() -> None:

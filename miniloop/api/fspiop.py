@@ -91,6 +91,17 @@ def ok() -> HTTPResponse:
 _SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _SHOWN_HEADERS = ("accept", "content-type", "date", "fspiop-source", "fspiop-destination")
 _SHOWN_BODY_MAX = 4096
+# secrets a refused body may carry (an OTP in PUT /authorizations, the authToken of PATCH
+# /consentRequests): never published, whatever the JSON around them looks like
+_SECRET_VALUE = re.compile(
+    rb'("(?:authenticationValue|authToken|otp|pinValue)"\s*:\s*)("(?:[^"\\]|\\.)*"|\{[^}]*\}|[^,}\]\s]+)')
+
+
+def _without_secrets(raw: bytes) -> bytes:
+    """`raw` with the value of every secret field replaced by "***" (before it is cut short)."""
+    if b"auth" not in raw and b"otp" not in raw and b"pinValue" not in raw:
+        return raw
+    return _SECRET_VALUE.sub(rb'\1"***"', raw)
 
 
 def refusal_event(request: Request, error: FspiopError) -> tuple[str, dict[str, Any]]:
@@ -101,7 +112,7 @@ def refusal_event(request: Request, error: FspiopError) -> tuple[str, dict[str, 
     """
     source = request.headers.get("fspiop-source") or ""
     key = source if _SUBJECT_TOKEN.fullmatch(source) else "unknown"
-    body = (request.body or b"")[:_SHOWN_BODY_MAX].decode("utf-8", "replace")
+    body = _without_secrets(request.body or b"")[:_SHOWN_BODY_MAX].decode("utf-8", "replace")
     return subjects.request(key, "refused"), {
         "type": "request.refused", "at": models.datetime_text(), "method": request.method, "path": request.path,
         "status": error.status, "errorCode": error.code, "errorDescription": error.description,

@@ -61,7 +61,7 @@ async def run(args: Any, settings: config.Settings) -> int:
     progress = TerminalProgress(sys.stdout, verbose=args.verbose)
     urls = running_hub(settings.data_dir)
     if urls is not None:
-        return await _run_on(loaded, urls, progress, externals, args)
+        return await _run_on(loaded, urls, progress, externals, args, settings.admin_token)
     from miniloop.app import Hub
 
     with tempfile.TemporaryDirectory(prefix="miniloop-scenario-") as tmp:
@@ -76,9 +76,9 @@ async def run(args: Any, settings: config.Settings) -> int:
 
 
 async def _run_on(loaded: loading.Loaded, urls: dict[str, str], progress: TerminalProgress,
-                  externals: dict[str, str], args: Any) -> int:
+                  externals: dict[str, str], args: Any, admin_token: str | None = None) -> int:
     try:
-        result = await run_scenario(loaded, urls, progress, externals)
+        result = await run_scenario(loaded, urls, progress, externals, admin_token)
     except SetupError as exc:
         raise ConfigError(f"scenario {loaded.name}: {exc}") from None
     if args.junit:

@@ -51,12 +51,13 @@ class Run:
     """One run of one scenario against one hub."""
 
     def __init__(self, loaded: Loaded, urls: dict[str, str], progress: Progress,
-                 externals: dict[str, str] | None = None) -> None:
+                 externals: dict[str, str] | None = None, admin_token: str | None = None) -> None:
         self.scenario = loaded.scenario
         self.loaded = loaded
         self.urls = urls
         self.progress = progress
         self.wire = Wire(urls["fspiop"], urls.get("nats"))
+        self.wire.use_admin_token(admin_token, urls)
         self.roles = _assign(loaded, externals or {})
         self.ctx = Context(vars=dict(self.scenario.vars), roles={r: p.name for r, p in self.roles.items()}, results={})
         self.result = RunResult(loaded.name, self.scenario.description, str(loaded.path), urls["fspiop"],
@@ -467,6 +468,7 @@ def _assign(loaded: Loaded, externals: dict[str, str]) -> dict[str, Participant]
 
 
 async def run_scenario(loaded: Loaded, urls: dict[str, str], progress: Progress,
-                       externals: dict[str, str] | None = None) -> RunResult:
-    """Run one scenario; SetupError or ScenarioError when it cannot start."""
-    return await Run(loaded, urls, progress, externals).execute()
+                       externals: dict[str, str] | None = None, admin_token: str | None = None) -> RunResult:
+    """Run one scenario; SetupError or ScenarioError when it cannot start. `admin_token`: the
+    hub's --admin-token, if it has one."""
+    return await Run(loaded, urls, progress, externals, admin_token).execute()

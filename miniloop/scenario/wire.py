@@ -79,6 +79,14 @@ class Wire:
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._nats: Any = None
+        self._operator_urls: tuple[str, ...] = ()  # the hub's Admin, Settlement, ALS admin APIs
+        self._operator_headers: dict[str, str] = {}
+
+    def use_admin_token(self, token: str | None, urls: dict[str, str]) -> None:
+        """Send `token` (the hub's --admin-token) with calls to its operators' APIs, and only there."""
+        if token:
+            self._operator_urls = tuple(urls[n] for n in ("admin", "settlement", "als_admin") if urls.get(n))
+            self._operator_headers = {"authorization": f"Bearer {token}"}
 
     # ---------------------------------------------------------------- life cycle
 
@@ -240,7 +248,10 @@ class Wire:
 
     async def call_json(self, method: str, url: str, body: Any = None) -> tuple[int | None, Any]:
         data = None if body is None else json.dumps(body).encode()
-        return await self.call(method, url, data, {"content-type": "application/json", "accept": "application/json"})
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self._operator_urls and url.startswith(self._operator_urls):
+            headers.update(self._operator_headers)
+        return await self.call(method, url, data, headers)
 
     # ---------------------------------------------------------------- looking things up
 

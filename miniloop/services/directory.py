@@ -31,9 +31,10 @@ class Directory:
             self._generation += 1
 
     async def require_active(self, name: str) -> None:
-        """3100 unless `name` is a registered, active participant (the Hub always is)."""
+        """3100 unless `name` is a registered, active participant. The Hub is one, but only the hub
+        itself sends as the Hub: a request that says it comes from the Hub came from someone else."""
         if name == HUB_NAME:
-            return
+            raise FspiopError("3100", f"FSPIOP-Source {name} is the hub itself: a DFSP sends as itself")
         active = self._active
         if active is None:
             generation = self._generation

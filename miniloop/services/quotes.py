@@ -70,6 +70,8 @@ def request(tx: Tx, msg: Inbound, body: QuotesPostRequest) -> None:
 def answer(tx: Tx, msg: Inbound, quote_id: str, body: QuotesIDPutResponse) -> None:
     """PUT /quotes/{ID} from the payee FSP: record the terms, forward to the payer FSP."""
     to = msg.destination or ""
+    if not _from_the_payee(tx, msg, quote_id):
+        return
     if not outbox.forward(tx, msg, to, "PUT"):
         outbox.reply_error(tx, msg, f"/quotes/{quote_id}/error", _no_endpoint(to))
         return
@@ -91,6 +93,8 @@ def answer(tx: Tx, msg: Inbound, quote_id: str, body: QuotesIDPutResponse) -> No
 
 def relay(tx: Tx, msg: Inbound, method: str, quote_id: str, error_code: str | None) -> None:
     to = msg.destination or ""
+    if method == "PUT" and not _from_the_payee(tx, msg, quote_id):
+        return
     reply_error_to = f"/quotes/{quote_id}/error" if method == "GET" else None
     if not outbox.forward(tx, msg, to, method, reply_error_to=reply_error_to):
         if method == "GET":
@@ -104,6 +108,23 @@ def relay(tx: Tx, msg: Inbound, method: str, quote_id: str, error_code: str | No
         tx.emit(subjects.quote(quote_id, "rejected"), {
             "type": "quote.rejected", "quoteId": quote_id, "by": msg.source, "errorCode": error_code,
         })
+
+
+def _from_the_payee(tx: Tx, msg: Inbound, quote_id: str) -> bool:
+    """A callback about a quote the hub routed comes from its payee FSP and goes to its payer FSP
+    (as a fulfil must come from the transfer's payee); else 3100 to the sender, nothing forwarded.
+    A quote the hub has not seen is routed by its headers, as in Mojaloop."""
+    row = tx.conn.execute("SELECT payer_fsp, payee_fsp FROM quote WHERE id = ?", (quote_id,)).fetchone()
+    if row is None:
+        return True
+    if msg.source != row["payee_fsp"]:
+        problem = "FSPIOP-Source header should match the quote's Payee FSP"
+    elif (msg.destination or "") != row["payer_fsp"]:
+        problem = "FSPIOP-Destination header should match the quote's Payer FSP"
+    else:
+        return True
+    outbox.reply_error(tx, msg, f"/quotes/{quote_id}/error", FspiopError("3100", problem))
+    return False
 
 
 def forward_request(tx: Tx, msg: Inbound, currency: str, error_path: str) -> bool:

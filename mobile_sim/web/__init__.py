@@ -57,16 +57,18 @@ URL_NAMES = ("fspiop", "admin", "settlement", "als_admin", "sim", "wallet", "nat
 _decode = msgspec.json.Decoder().decode
 
 
-def wallet_app(sim: Any, urls: dict[str, str], health: dict[str, Any], join_url: str | None) -> Sanic:
+def wallet_app(sim: Any, urls: dict[str, str], health: dict[str, Any], join_url: str | None, *,
+               admin_token: str | None = None) -> Sanic:
     """The wallet port's app. `sim` is the running Simulator (None on an --empty hub), `urls` the
     hub's URLs (fspiop, admin, settlement, als_admin, sim, wallet, nats), `join_url` the address
-    phones on the LAN open to join (None when the hub listens on loopback only)."""
+    phones on the LAN open to join (None when the hub listens on loopback only), `admin_token` what
+    the Admin and Settlement APIs ask for, if anything (never sent elsewhere)."""
     app = new_app("miniloop_wallet", health)
     app.config.RESPONSE_TIMEOUT = FORWARD_TIMEOUT_S + 20  # a forwarded driving call may take that long
     app.ctx.sim = sim
     app.ctx.urls = urls
     app.ctx.join_url = join_url
-    upstream = Upstream()
+    upstream = Upstream(admin_token)
     events = Events(sim, urls.get("nats"))
     app.ctx.events = events
 

@@ -29,8 +29,10 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 class Upstream:
-    def __init__(self) -> None:
+    def __init__(self, admin_token: str | None = None) -> None:
         self.session: aiohttp.ClientSession | None = None
+        # get_json reads only the Admin and Settlement APIs: they may need the hub's admin token
+        self._read_headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
 
     async def open(self) -> None:
         # no proxy from the environment (trust_env=False): everything is on this machine
@@ -63,7 +65,8 @@ class Upstream:
     async def get_json(self, url: str, what: str) -> tuple[int, Any]:
         """GET `url`: (status, JSON body with JSON numbers as Decimal, never float)."""
         try:
-            async with self._session().get(url, timeout=aiohttp.ClientTimeout(total=READ_TIMEOUT_S)) as response:
+            async with self._session().get(url, headers=self._read_headers,
+                                           timeout=aiohttp.ClientTimeout(total=READ_TIMEOUT_S)) as response:
                 text = await response.text()
                 status = response.status
         except TimeoutError:

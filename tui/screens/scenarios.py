@@ -247,7 +247,8 @@ class ScenariosScreen(HubScreen):
             return
         urls = dict(self.client.urls)
         try:
-            result = await run_scenario(loaded, urls, LogProgress(self), {})
+            result = await run_scenario(loaded, urls, LogProgress(self), {},
+                                        getattr(self.client, "admin_token", None))
         except (SetupError, ConfigError) as exc:
             self.set_status(f"{name} could not start: {exc}", ok=False)
             self.log_line(f"error: the run could not start: {exc}")
