@@ -320,3 +320,35 @@ def test_events_wait_while_nats_is_away_and_the_oldest_are_dropped_beyond_the_bo
     assert any("lost the connection to NATS" in line for line in lines), lines
     assert sum("dropping the oldest" in line for line in lines) == 1, lines  # one line, not one per drop
     assert any("publishing 10 waiting events (6 older ones were dropped" in line for line in lines), lines
+
+
+def test_a_nats_server_that_keeps_dying_makes_the_hub_give_up_with_one_line(hubs: HubLauncher) -> None:
+    """The supervisor's bound: at most 5 restarts within 60 s, each a little later; a restart that
+    fails (here: killed while it starts) counts and is tried again; the 6th death stops the hub."""
+    hub = hubs.start(empty=True)
+
+    def next_child(old: int) -> int:
+        return wait_until(lambda: [p for p in nats_children(hub.pid) if p != old and not pid_gone(p)], TIMEOUT_S,
+                          what="the supervisor's new nats-server")[0]
+
+    def kill_and_wait(ready: bool = True) -> None:
+        old = hub.nats_pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        hub.nats_pid = next_child(old)
+        if ready:
+            wait_until(lambda: broker_is(hub, "OK"), TIMEOUT_S, what="the broker OK again")
+
+    kill_and_wait()  # death 1
+    kill_and_wait(ready=False)  # death 2, and its new child killed at once (likely while starting):
+    kill_and_wait()  # death 3, a failed restart: counted, tried again, not a give-up
+    kill_and_wait()  # death 4
+    kill_and_wait()  # death 5: the last restart allowed within the window
+    assert hub.running
+    assert hub.nats_pid is not None
+    os.kill(hub.nats_pid, signal.SIGKILL)  # death 6
+    assert hub.process is not None
+    assert hub.process.wait(TIMEOUT_S) == 1, hub.stderr
+    assert "miniloop: nats-server keeps failing; see nats-server.log in the data directory" in hub.stderr
+    assert "restart 5 of at most 5" in hub.stderr and "Traceback" not in hub.stderr, hub.stderr
+    assert nats_children(hub.pid) == []

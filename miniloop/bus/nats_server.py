@@ -30,6 +30,7 @@ READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 RESTARTS_MAX = 5  # within RESTART_WINDOW_S; beyond that the hub gives up
 RESTART_WINDOW_S = 60.0
+RESTART_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 4.0)  # before the 1st, 2nd, ... restart within the window
 _PR_SET_PDEATHSIG = 1
 
 
@@ -119,7 +120,9 @@ class NatsServer:
         raise StartupError(f"nats-server did not become ready in {READY_TIMEOUT_S:.0f} s")
 
     async def _supervise(self) -> None:
-        """Restart the child if it dies while the hub runs (bounded)."""
+        """Restart the child if it dies while the hub runs (bounded: RESTARTS_MAX within
+        RESTART_WINDOW_S, each a little later than the one before). A restart that fails (the
+        new child exits at start, or is not ready in time) counts as one and is tried again."""
         assert self.process is not None
         while not self._stopping:
             await asyncio.sleep(0.2)
@@ -131,13 +134,17 @@ class NatsServer:
                 log.error("nats-server keeps exiting; giving up (see %s)", self.store_dir / "nats-server.log")
                 self.on_give_up.set()
                 return
-            log.warning("nats-server exited with status %s; restarting it", self.process.returncode)
+            delay = RESTART_DELAYS_S[min(len(self._restarts), len(RESTART_DELAYS_S)) - 1]
+            log.warning("nats-server exited with status %s; restarting it%s (restart %d of at most %d in %.0f s)",
+                        self.process.returncode, f" in {delay:g} s" if delay else "", len(self._restarts),
+                        RESTARTS_MAX, RESTART_WINDOW_S)
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
             try:
                 self.url = await self._spawn()
-            except StartupError as exc:
-                log.error("%s", exc)
-                self.on_give_up.set()
-                return
+            except StartupError as exc:  # the child is gone: the next round counts it and tries again
+                log.warning("%s", exc)
 
     async def stop(self) -> None:
         self._stopping = True
