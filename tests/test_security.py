@@ -330,3 +330,26 @@ def test_no_otp_or_auth_token_in_the_log_or_the_events(hubs: HubLauncher) -> Non
         leaked = [e["subject"] for e in events if re.search(rf"\b{secret}\b", e["raw"])]
         assert not leaked, f"the OTP {secret} is in the events {leaked}"
     assert TOKEN not in log
+
+
+def test_the_dashboard_and_scenarios_send_the_token(hubs: HubLauncher, run_cli: Any) -> None:
+    """A remote dashboard (`miniloop tui --admin-token`) and `miniloop scenario run` with the
+    hub's token in MINILOOP_ADMIN_TOKEN reach the Admin API; without the token they are refused."""
+    from tui.client import HubClient
+
+    hub = hubs.start("--host", "0.0.0.0", "--admin-token", TOKEN)
+
+    async def participants(token: str | None) -> int:
+        client = await HubClient.attach(hub.urls["wallet"], admin_token=token)
+        try:
+            return (await client.admin("GET", "/participants")).status
+        finally:
+            await client.close()
+
+    assert asyncio.run(participants(TOKEN)) == 200
+    assert asyncio.run(participants(None)) == 401
+    result = run_cli("scenario", "run", "p2p", "--data-dir", str(hub.data_dir), env={"MINILOOP_ADMIN_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    result = run_cli("scenario", "run", "p2p", "--data-dir", str(hub.data_dir))
+    assert result.returncode != 0 and "401" in result.stdout + result.stderr, result.stdout + result.stderr
