@@ -53,6 +53,10 @@ class Api:
     body_media: Callable[[str, str], list[str]] = lambda method, path: ["application/json"]
     # True: success answers have no body (FSPIOP's 200/202); False: a JSON body
     empty_answers: bool = False
+    # (path template, parameter) -> the parameter's schema when it is narrower than "a segment"
+    path_schema: Callable[[str, str], dict[str, Any] | None] = lambda path, name: None
+    # handler -> True for a route the API has but this hub does not serve: it always answers 501
+    not_served: Callable[[Any], bool] = lambda handler: False
 
 
 def serve_openapi(app: Sanic, name: str, apis: dict[str, Api] | None = None) -> None:
@@ -125,7 +129,8 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
         "operationId": f"{method.lower()}_{_slug(path)}",
         "summary": doc.split("\n\n")[0].replace("\n", " ") if doc else f"{method} {path} ({name})",
         "tags": [path.strip("/").split("/")[0 if not path.startswith("/v2/") else 1] or "root"],
-        "parameters": [_path_parameter(p, kind) for p, kind in params] + api.parameters(method, path, handler),
+        "parameters": [_path_parameter(p, kind, api.path_schema(path, p)) for p, kind in params]
+        + api.parameters(method, path, handler),
     }
     if model is not None and method not in _NO_BODY:
         schema = {"$ref": REF.format(name=model.__name__)}
@@ -133,7 +138,7 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
             "required": True,
             "content": {media: {"schema": schema} for media in api.body_media(method, path)},
         }
-    status = success_status(handler, method)
+    status = 501 if api.not_served(handler) else success_status(handler, method)
     answer: dict[str, Any] = {"description": "done" if status < 300 else "see the body"}
     if not api.empty_answers and status != 204 and path != "/metrics":
         answer["content"] = {"application/json": {"schema": {}}}
@@ -145,8 +150,10 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
     return operation
 
 
-def _path_parameter(name: str, kind: str) -> dict[str, Any]:
-    if kind == "int":
+def _path_parameter(name: str, kind: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if schema is not None:
+        pass
+    elif kind == "int":
         schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": SQLITE_INT_MAX}  # params.py
     else:  # Sanic's `str`: one non-empty path segment
         schema = {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}

@@ -22,7 +22,9 @@ from miniloop.api.openapi import Api
 from miniloop.fspiop import headers
 from miniloop.fspiop.models import Currency
 from miniloop.fspiop.request_models import AuthorizationsQuery
+from miniloop.fspiop.thirdparty_models import SERVICE_TYPES
 from miniloop.services import inputs
+from miniloop.services.oracles import PARTY_ID_TYPES
 from miniloop.services.participants import ENDPOINT_TYPE_PATTERN, FUNDS_ACTIONS, FUNDS_OUT_FINISH_ACTIONS, LIMIT_TYPES
 
 # ------------------------------------------------------------------------------ FSPIOP
@@ -91,6 +93,18 @@ def fspiop_parameters(method: str, path: str, handler: Any) -> list[dict[str, An
                 schema["pattern"] = schema["pattern"].replace("\\A", "^").replace("\\Z", "$")
             params.append({"name": f.encode_name, "in": "query", "required": True, "schema": schema})
     return params
+
+
+def fspiop_path_schema(path: str, name: str) -> dict[str, Any] | None:
+    """The party id types in /parties and /participants, the service types in /services."""
+    if path.startswith(("/parties/", "/participants/{type}")):
+        if name == "type":
+            return {"type": "string", "enum": list(PARTY_ID_TYPES)}
+        if name in ("id", "sub_id"):
+            return {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^/]+$"}
+    if path.startswith("/services/") and name == "type":
+        return {"type": "string", "enum": list(SERVICE_TYPES)}
+    return None
 
 
 def fspiop_body_media(method: str, path: str) -> list[str]:
@@ -214,6 +228,9 @@ APIS: dict[str, Api] = {
                     "happens next reaches the DFSPs as callbacks (docs/fspiop-api.md).",
         parameters=fspiop_parameters,
         body_media=fspiop_body_media,
+        path_schema=fspiop_path_schema,
+        # GET /consentRequests/{ID} and the like: in the Third-party API, routed by no switch (2002)
+        not_served=lambda handler: getattr(inspect.unwrap(handler), "__name__", "") == "tp_not_implemented",
         empty_answers=True,
     ),
     "admin": Api(
