@@ -22,7 +22,7 @@ import pytest
 from sanic import Sanic
 from test_mobile_sim_unit import ToySwitch, run_with_switch
 
-from conftest import Hub, HubLauncher
+from conftest import Hub, HubLauncher, wait_until
 
 D = Decimal
 TIMEOUT = 60
@@ -78,13 +78,7 @@ def position(hub: Hub, name: str) -> Decimal:
 
 
 def wait_for(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
+    return wait_until(check, timeout, what="the expected state")
 
 
 def error_code(r: httpx.Response) -> str:
