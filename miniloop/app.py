@@ -35,12 +35,14 @@ from miniloop.bus.events import EventBus
 from miniloop.bus.nats_server import NatsServer
 from miniloop.config import Settings
 from miniloop.errors import StartupError
+from miniloop.fspiop import signature
 from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Ledger, utc_now
 from miniloop.ledger.writer import LedgerUnavailable
 from miniloop.metrics import HubMetrics
 from miniloop.notify import Notifier
 from miniloop.services.als import AccountLookup
+from miniloop.services import outbox
 from miniloop.services.auth_service import AuthService, hub_is_fresh
 from miniloop.services.bulk_transfers import BulkTransfers
 from miniloop.services.directory import Directory
@@ -146,11 +148,24 @@ class Hub:
         auth_service = AuthService(self.ledger, builtin_oracle, self.notifier.session)
         await auth_service.ensure_participant(f"{self.urls['als_admin']}/authService")
 
+        # JWS (docs/reliability.md, "Security"): the hub's own key only with --sign-messages
+        hub_jws_key = None
+        outbox.hub_signing_key = None
+        if settings.sign_messages:
+            try:
+                key = signature.hub_key(data_dir)
+            except (OSError, ValueError, TypeError) as exc:
+                raise StartupError(f"--sign-messages: the hub's key {data_dir / signature.HUB_KEY_FILE} "
+                                   f"cannot be used ({exc}): fix or delete it") from None
+            outbox.hub_signing_key = key
+            hub_jws_key = signature.pem_of(key.public_key())
+
         transfers = Transfers(self.ledger)
         fspiop = FspiopServices(
             self.directory, AccountLookup(self.ledger, services.oracles, builtin_oracle, self.notifier.session),
             Quotes(self.ledger), transfers, requests=Requests(self.ledger),
             bulk_transfers=BulkTransfers(self.ledger), thirdparty=Thirdparty(self.ledger),
+            verify_signatures=settings.verify_signatures,
         )
         health = new_health(self._health_checks)
         join_host = lan.join_host(settings.host)
@@ -159,7 +174,7 @@ class Hub:
         sim = sim_app(hub, self.urls["fspiop"], health)
         apps: dict[str, Sanic] = {
             "fspiop": fspiop_app(health, fspiop, self._publish),
-            "admin": admin_app(participants, services.models, health),
+            "admin": admin_app(participants, services.models, health, hub_jws_key),
             "settlement": settlement_app(SettlementWindows(self.ledger), Settlements(self.ledger), health),
             "als_admin": als_admin_app(services.oracles, health, auth_service),
             "sim": sim,

@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--insecure", action="store_true", default=None,
                     help="with a --host other than loopback: open the Admin, Settlement and ALS admin APIs "
                          "there with no token (a closed lab network only)")
+    up.add_argument("--verify-signatures", action="store_true", default=None,
+                    help="check the FSPIOP-Signature of every request from a participant that registered a JWS key "
+                         "(PUT /participants/NAME/jwsKey on the Admin API); 3105 if it is missing or wrong")
+    up.add_argument("--sign-messages", action="store_true", default=None,
+                    help="sign the messages the hub originates (errors, PATCH, expiries) with its own key, "
+                         "hub-jws-key.pem in the data directory (public key: GET /hub/jwsKey on the Admin API)")
 
     reset = commands.add_parser("reset", help="delete a hub's data (asks first)",
                                 description="Delete the data directory of a hub: ledger, NATS store, everything.")

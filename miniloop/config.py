@@ -56,6 +56,10 @@ class Settings:
     # the Admin, Settlement and ALS admin ports: loopback only unless a token or --insecure (docs/reliability.md)
     admin_token: str | None = None
     insecure: bool = False
+    # JWS (FSPIOP-Signature), both off by default (docs/reliability.md, "Security"): check the
+    # signature of requests from participants with a registered key; sign the hub's own messages
+    verify_signatures: bool = False
+    sign_messages: bool = False
 
     def ports(self) -> dict[str, int]:
         return {

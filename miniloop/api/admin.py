@@ -12,11 +12,14 @@ from sanic import HTTPResponse, Request, Sanic
 
 from miniloop.api.common import json_body, new_app, reply
 from miniloop.api.params import sqlite_int_params
+from miniloop.fspiop.errors import not_found
 from miniloop.services.participants import Participants
 from miniloop.services.settlement_models import SettlementModels
 
 
-def admin_app(participants: Participants, models: SettlementModels, health: dict[str, Any]) -> Sanic:
+def admin_app(participants: Participants, models: SettlementModels, health: dict[str, Any],
+              hub_jws_key: str | None = None) -> Sanic:
+    """`hub_jws_key`: the PEM public key the hub signs its own messages with (--sign-messages)."""
     app = new_app("miniloop_admin", health)
     sqlite_int_params(app)
 
@@ -43,6 +46,28 @@ def admin_app(participants: Participants, models: SettlementModels, health: dict
     @app.put("/participants/<name>")
     async def update_participant(request: Request, name: str) -> HTTPResponse:
         return reply(await participants.set_active(name, json_body(request)))
+
+    # ------------------------------------------------------------ JWS keys (FSPIOP-Signature)
+    # miniloop's own routes (central-ledger has none): docs/admin-api.md, docs/reliability.md
+
+    @app.get("/participants/<name>/jwsKey")
+    async def get_jws_key(request: Request, name: str) -> HTTPResponse:
+        return reply(await participants.jws_key(name))
+
+    @app.put("/participants/<name>/jwsKey")
+    async def put_jws_key(request: Request, name: str) -> HTTPResponse:
+        return reply(await participants.set_jws_key(name, json_body(request)))
+
+    @app.delete("/participants/<name>/jwsKey")
+    async def delete_jws_key(request: Request, name: str) -> HTTPResponse:
+        await participants.remove_jws_key(name)
+        return reply(None, 204)
+
+    @app.get("/hub/jwsKey")
+    async def get_hub_jws_key(request: Request) -> HTTPResponse:
+        if hub_jws_key is None:
+            raise not_found("the hub signs nothing: start it with --sign-messages")
+        return reply({"publicKey": hub_jws_key})
 
     # ------------------------------------------------------------ endpoints and limits
 

@@ -24,7 +24,7 @@ from sanic.response import empty
 from miniloop.api.common import new_app
 from miniloop.bus import subjects
 from miniloop.fspiop import headers, models
-from miniloop.fspiop import request_models
+from miniloop.fspiop import request_models, signature
 from miniloop.fspiop import bulk_models
 from miniloop.fspiop import thirdparty_models as tp
 from miniloop.fspiop.errors import FspiopError
@@ -51,6 +51,9 @@ class Services:
     requests: Requests  # /transactionRequests, /authorizations, /transactions, /bulkQuotes
     bulk_transfers: BulkTransfers
     thirdparty: Thirdparty  # the Third-party API v1.0: /consentRequests, /consents, /accounts ...
+    # --verify-signatures: a request from a participant with a registered JWS key must carry a
+    # valid FSPIOP-Signature (miniloop.fspiop.signature); participants without one are not checked
+    verify_signatures: bool = False
 
 
 def body_hash(raw: bytes) -> str:
@@ -66,11 +69,18 @@ def body_hash(raw: bytes) -> str:
 
 
 async def inbound(request: Request, services: Services, resource: str, *, destination_required: bool = True) -> Inbound:
-    """The header checks, in order, then the registry check of FSPIOP-Source."""
+    """The header checks, in order, then the registry check of FSPIOP-Source, then (with
+    --verify-signatures, for a source with a registered key) its FSPIOP-Signature."""
     checked = headers.check(request.method, resource, request.headers, destination_required=destination_required)
     await services.directory.require_active(checked.source)
-    version = checked.content_version or _accept_version(checked.forwarded.get("accept", ""))
     raw = request.body or b""
+    if services.verify_signatures:
+        key = await services.directory.public_key(checked.source)
+        if key is not None:
+            signature.verify(checked.forwarded.get("fspiop-signature"), key, method=request.method,
+                             uri=request.path, source=checked.source, destination=checked.destination,
+                             body=raw, query=request.query_string)
+    version = checked.content_version or _accept_version(checked.forwarded.get("accept", ""))
     return Inbound(checked.source, checked.destination, version, request.path, checked.forwarded, raw,
                    body_hash(raw) if raw else "", request.query_string)
 

@@ -195,6 +195,11 @@ class NewSettlementModel(_Admin, forbid_unknown_fields=True):
     auto_position_reset: bool
 
 
+class JwsKey(_Admin):
+    public_key: Annotated[str, Meta(description="an RSA public key of at least 2048 bits, PEM "
+                                                "(-----BEGIN PUBLIC KEY-----)", min_length=1)]
+
+
 class NewLedgerAccountType(_Admin):
     name: Annotated[str, Meta(pattern=r"^\w{2,30}$")]
     description: Text
@@ -207,6 +212,7 @@ _ADMIN_BODIES: dict[tuple[str, str], type] = {
     ("PUT", "/participants/{name}"): Activation,
     ("POST", "/participants/{name}/endpoints"): NewEndpoint,
     ("PUT", "/participants/{name}/limits"): LimitChange,
+    ("PUT", "/participants/{name}/jwsKey"): JwsKey,
     ("POST", "/participants/{name}/initialPositionAndLimits"): InitialPositionAndLimits,
     ("POST", "/participants/{name}/accounts"): NewHubAccount,
     ("PUT", "/participants/{name}/accounts/{account_id}"): Activation,

@@ -391,6 +391,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX consent_verification_consent ON consent_verification(consent_id);
     """,
+    # 8: JWS (FSPIOP-Signature): the public key a DFSP registered through the Admin API
+    # (PUT /participants/{name}/jwsKey), SubjectPublicKeyInfo PEM; NULL: none, its requests are
+    # not checked even with --verify-signatures (docs/reliability.md, "Security")
+    """
+    ALTER TABLE participant ADD COLUMN jws_public_key TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from miniloop.fspiop import headers as fspiop_headers
+from miniloop.fspiop import headers as fspiop_headers, signature
 from miniloop.fspiop.errors import FspiopError
 from miniloop.ledger import Tx
 from miniloop.services.oracles import PARTY_ID_TYPES
@@ -208,6 +209,11 @@ def forward(tx: Tx, msg: Inbound, to: str, method: str, *, reply_error_to: str |
     return send(tx, to, method, msg.path, headers, msg.body or None, on_failure, msg.query)
 
 
+# --sign-messages: the hub's RSA key (miniloop.fspiop.signature.hub_key), set by miniloop.app at
+# start; None: the hub's own messages carry no FSPIOP-Signature
+hub_signing_key: RSAPrivateKey | None = None
+
+
 def hub_message(tx: Tx, to: str, method: str, path: str, body: dict[str, Any] | None, version: str,
                 traceparent: str | None = None) -> bool:
     """A message the hub itself originates: FSPIOP-Source is the hub, the version the request's."""
@@ -216,7 +222,12 @@ def hub_message(tx: Tx, to: str, method: str, path: str, body: dict[str, Any] | 
         resource, version, destination=to, method=method, uri=path,
         traceparent=fspiop_headers.child_traceparent(traceparent),
     )
-    return send(tx, to, method, path, headers, _encode(body) if body is not None else None)
+    payload = _encode(body) if body is not None else None
+    key = hub_signing_key
+    if key is not None:
+        headers["FSPIOP-Signature"] = signature.sign(
+            key, method=method, uri=path, source=headers["FSPIOP-Source"], destination=to, body=payload or b"")
+    return send(tx, to, method, path, headers, payload)
 
 
 def error(tx: Tx, to: str, path: str, exc: FspiopError, version: str, traceparent: str | None = None) -> bool:

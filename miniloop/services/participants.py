@@ -19,7 +19,8 @@ from typing import Any
 
 from miniloop import money
 from miniloop.bus import subjects
-from miniloop.fspiop.errors import FspiopError, client_error, not_found
+from miniloop.fspiop import signature
+from miniloop.fspiop.errors import FspiopError, client_error, not_found, validation_error
 from miniloop.ledger import Ledger, Tx
 from miniloop.services import inputs
 
@@ -193,6 +194,28 @@ class Participants:
         active = inputs.boolean(inputs.required(body, "isActive"), "isActive")
         await self.ledger.write(_set_participant_active, name, active)
         return await self.get(name)
+
+    async def jws_key(self, name: str) -> dict[str, str]:
+        """GET /participants/{name}/jwsKey: the public key its FSPIOP-Signatures are checked with."""
+        row = await self._participant_row(name)
+        if row["jws_public_key"] is None:
+            raise not_found(f"Participant {name} has no JWS public key registered")
+        return {"publicKey": row["jws_public_key"]}
+
+    async def set_jws_key(self, name: str, body: dict[str, Any]) -> dict[str, str]:
+        """PUT /participants/{name}/jwsKey: register (or replace) its RSA public key (PEM, >= 2048 bits)."""
+        await self._participant_row(name)  # 3200 for an unknown participant, before the body
+        inputs.no_other_fields(body, ("publicKey",))
+        try:
+            key = signature.public_key_from_pem(inputs.required(body, "publicKey"))
+        except ValueError as exc:
+            raise validation_error(str(exc)) from None
+        await self.ledger.write(_set_jws_key, name, signature.pem_of(key))
+        return await self.jws_key(name)
+
+    async def remove_jws_key(self, name: str) -> None:
+        """DELETE /participants/{name}/jwsKey: its requests are no longer checked."""
+        await self.ledger.write(_set_jws_key, name, None)
 
     async def add_endpoint(self, name: str, body: dict[str, Any]) -> None:
         """POST /participants/{name}/endpoints: add or replace one callback endpoint."""
@@ -405,6 +428,16 @@ def _set_participant_active(tx: Tx, name: str, active: bool) -> None:
     tx.conn.execute("UPDATE participant SET is_active = ? WHERE id = ?", (int(active), row["id"]))
     what = "activated" if active else "deactivated"
     tx.emit(subjects.participant(name, what), {"type": f"participant.{what}", "name": name})
+
+
+def _set_jws_key(tx: Tx, name: str, pem: str | None) -> None:
+    row = participant_row(tx, name)
+    if row["name"] == HUB_NAME:
+        raise client_error("the hub's own key is its signing key (GET /hub/jwsKey), not registered here")
+    tx.conn.execute("UPDATE participant SET jws_public_key = ? WHERE id = ?", (pem, row["id"]))
+    # a participant event: miniloop.services.directory drops its cache, the new key applies at once
+    tx.emit(subjects.participant(name, "jwsKey"),
+            {"type": "participant.jwsKey", "name": name, "registered": pem is not None})
 
 
 def _upsert_endpoint(tx: Tx, name: str, endpoint_type: str, value: str) -> None:
