@@ -24,7 +24,7 @@ from typing import Any
 
 from sanic import Sanic
 
-from miniloop import hubfile, lan, seed
+from miniloop import hubfile, lan, seed, tls
 from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
 from miniloop.api.common import compile_out_unused_signals, new_health, require_token, serve_metrics
@@ -105,11 +105,12 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.watch(self)
         hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
+        tls_contexts = tls.contexts(settings)  # bad TLS files fail before anything starts
         hosts, self.operator_notice = bind_hosts(settings)
         self._sockets = {name: _bind(hosts[name], port, name) for name, port in settings.ports().items()}
         data_dir = self._prepare_data_dir(settings.data_dir)
         self.urls = {
-            name: f"http://{_shown_host(hosts[name])}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
+            name: f"{'https' if name == 'fspiop' and tls_contexts.server else 'http'}://{_shown_host(hosts[name])}:{sock.getsockname()[1]}" + ("/v2" if name == "settlement" else "")
             for name, sock in self._sockets.items()
         }
         nats_url = settings.nats_url
@@ -121,7 +122,7 @@ class Hub:
         self.ledger = await Ledger.open(data_dir, publish=self._publish)
         self.ledger.writer.on_batch = self.metrics.on_batch
         self.directory = Directory(self.ledger)
-        self.notifier = Notifier(self.ledger, self.bus.publish_batch)
+        self.notifier = Notifier(self.ledger, self.bus.publish_batch, ssl_context=tls_contexts.callbacks)
 
         builtin_oracle = f"{self.urls['als_admin']}/oracle"
         participants = Participants(self.ledger, self.urls["admin"])
@@ -171,7 +172,7 @@ class Hub:
         join_host = lan.join_host(settings.host)
         if join_host is not None:
             self.join_url = f"http://{join_host}:{self._sockets['wallet'].getsockname()[1]}/join"
-        sim = sim_app(hub, self.urls["fspiop"], health)
+        sim = sim_app(hub, self.urls["fspiop"], health, ssl_context=tls_contexts.simulator)
         apps: dict[str, Sanic] = {
             "fspiop": fspiop_app(health, fspiop, self._publish),
             "admin": admin_app(participants, services.models, health, hub_jws_key),
@@ -192,7 +193,8 @@ class Hub:
             serve_metrics(app, name, self.metrics)
         compile_out_unused_signals(apps.values())
         for name, app in apps.items():
-            server = await app.create_server(sock=self._sockets[name], return_asyncio_server=True)
+            server = await app.create_server(sock=self._sockets[name], return_asyncio_server=True,
+                                             ssl=tls_contexts.server if name == "fspiop" else None)
             assert server is not None
             await server.startup()
             await server.before_start()

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--sign-messages", action="store_true", default=None,
                     help="sign the messages the hub originates (errors, PATCH, expiries) with its own key, "
                          "hub-jws-key.pem in the data directory (public key: GET /hub/jwsKey on the Admin API)")
+    up.add_argument("--tls-cert", type=Path, metavar="FILE",
+                    help="with --tls-key: the FSPIOP port serves HTTPS with this certificate (PEM); the hub also "
+                         "presents it as its client certificate to https callback endpoints")
+    up.add_argument("--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert (PEM)")
+    up.add_argument("--tls-client-ca", type=Path, metavar="FILE",
+                    help="mutual TLS: the FSPIOP port requires a client certificate signed by this CA (PEM)")
+    up.add_argument("--tls-callback-ca", type=Path, metavar="FILE",
+                    help="the CA that DFSPs' https callback servers are verified with (default: the system's)")
 
     reset = commands.add_parser("reset", help="delete a hub's data (asks first)",
                                 description="Delete the data directory of a hub: ledger, NATS store, everything.")

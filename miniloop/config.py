@@ -60,6 +60,12 @@ class Settings:
     # signature of requests from participants with a registered key; sign the hub's own messages
     verify_signatures: bool = False
     sign_messages: bool = False
+    # TLS on the FSPIOP port, mutual with a client CA, and for https callbacks; all off by default
+    # (docs/reliability.md, "Mutual TLS")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_callback_ca: Path | None = None
 
     def ports(self) -> dict[str, int]:
         return {

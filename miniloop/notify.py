@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -44,7 +45,8 @@ RELOAD_EVERY_S = 2.0  # how often an overflowed outbox is re-read
 
 
 class Notifier:
-    def __init__(self, ledger: Ledger, publish: Callable[[list[tuple[str, dict[str, Any]]]], None]) -> None:
+    def __init__(self, ledger: Ledger, publish: Callable[[list[tuple[str, dict[str, Any]]]], None],
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self._ledger = ledger
         self._publish = publish
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue(QUEUE_MAX)
@@ -53,7 +55,10 @@ class Notifier:
         self._overflow = False
         self._tasks: list[asyncio.Task[None]] = []
         self.session: aiohttp.ClientSession | None = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=WORKERS * 2, limit_per_host=WORKERS, ttl_dns_cache=300),
+            # https endpoints: verified with --tls-callback-ca (default the system's CAs); the hub
+            # presents --tls-cert as its client certificate (miniloop.tls)
+            connector=aiohttp.TCPConnector(limit=WORKERS * 2, limit_per_host=WORKERS, ttl_dns_cache=300,
+                                           ssl=ssl_context if ssl_context is not None else True),
             timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
             skip_auto_headers=("User-Agent", "Content-Type", "Accept", "Accept-Encoding"),
         )

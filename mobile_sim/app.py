@@ -47,6 +47,7 @@ status it was answered with.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from sanic import HTTPResponse, Request, Sanic
@@ -63,8 +64,12 @@ from mobile_sim.pricing import text
 from mobile_sim.sim import Incoming, Simulator
 
 
-def sim_app(hub: hubfile.HubFile | None, switch_url: str, health: dict[str, Any]) -> Sanic:
-    """The Sanic app of the sim port; with no hub file (--empty) it serves /health only."""
+def sim_app(hub: hubfile.HubFile | None, switch_url: str, health: dict[str, Any],
+            ssl_context: ssl.SSLContext | None = None) -> Sanic:
+    """The Sanic app of the sim port; with no hub file (--empty) it serves /health only.
+
+    `ssl_context`: for an https `switch_url` (miniloop.tls: the hub's own certificate as the
+    simulated DFSPs' client certificate)."""
     app = new_app("miniloop_sim", health)
     # a driving call answers when its flow ends: up to its timeoutSeconds (a bulk payment's 600 s
     # at most), so Sanic's default of 60 s would cut a person taking their time on a phone short
@@ -72,7 +77,7 @@ def sim_app(hub: hubfile.HubFile | None, switch_url: str, health: dict[str, Any]
     dfsps = simulated(hub)
     if not dfsps:
         return app
-    sim = Simulator(dfsps, switch_url)
+    sim = Simulator(dfsps, switch_url, ssl_context)
     app.ctx.sim = sim
 
     async def open_client(app: Sanic) -> None:

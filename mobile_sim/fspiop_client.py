@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,14 +68,15 @@ def request_headers(method: str, path: str, *, source: str, destination: str | N
 class SwitchClient:
     """Sends FSPIOP requests to the switch's FSPIOP API at `switch_url`."""
 
-    def __init__(self, switch_url: str) -> None:
+    def __init__(self, switch_url: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.switch_url = switch_url.rstrip("/")
+        self.ssl_context = ssl_context  # https: the hub's certificate, trusted and presented (miniloop.tls)
         self.session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-            connector=aiohttp.TCPConnector(limit=100),
+            connector=aiohttp.TCPConnector(limit=100, ssl=self.ssl_context if self.ssl_context is not None else True),
         )
 
     async def close(self) -> None:

@@ -35,6 +35,7 @@ down never gets that far (mobile_sim.app answers 503).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,9 +83,9 @@ class Incoming:
 class Simulator:
     """All simulated DFSPs of one hub, and their shared machinery."""
 
-    def __init__(self, dfsps: dict[str, SimDfsp], switch_url: str) -> None:
+    def __init__(self, dfsps: dict[str, SimDfsp], switch_url: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.dfsps = dfsps
-        self.client = SwitchClient(switch_url)
+        self.client = SwitchClient(switch_url, ssl_context)
         self.pool = TaskPool()
         self.waiters = Waiters()
         self.sends_in_flight = 0
