@@ -251,8 +251,10 @@ def test_bodies_and_headers_have_limits(scene: Scene) -> None:
 # --------------------------------------------------------------------------- e. no secrets in logs
 
 
-def all_events(nats_url: str, act: Any) -> list[dict[str, Any]]:
-    """Every event published while `act()` runs in a thread, as its subject and raw JSON text."""
+def all_events(nats_url: str, act: Any, until: Any = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Every event published while `act()` runs in a thread, as its subject and raw JSON text; with
+    `until`, also those that come after, until `until(seen)` is true (events are published after the
+    answer, so the last ones may arrive later) or `timeout` seconds have passed."""
 
     async def watch() -> list[dict[str, Any]]:
         nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
@@ -266,6 +268,9 @@ def all_events(nats_url: str, act: Any) -> list[dict[str, Any]]:
             await nc.flush(timeout=5)
             await asyncio.get_running_loop().run_in_executor(None, act)
             await nc.flush(timeout=5)
+            deadline = time.monotonic() + timeout
+            while until is not None and not until(seen) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             return seen
         finally:
             await nc.close()
@@ -316,7 +321,8 @@ def test_no_otp_or_auth_token_in_the_log_or_the_events(hubs: HubLauncher) -> Non
                                 "responseType": "ENTERED"}))
         assert r.status_code == 400, r.text
 
-    events = all_events(hub.urls["nats"], act)
+    events = all_events(hub.urls["nats"], act, until=lambda seen: any(
+        e["subject"].endswith(".refused") and "/authorizations/" in e["raw"] for e in seen))
     assert len(secrets) == 3 and all(secrets), secrets
     refusals = [e for e in events if e["subject"].endswith(".refused") and "/authorizations/" in e["raw"]]
     assert refusals, events
