@@ -52,6 +52,7 @@ from mobile_sim import bodies, payee
 from mobile_sim.dfsp import BooksError, Customer, SimDfsp
 from mobile_sim.payee import QUOTE_VALID_S, TransferRefused, check_transfer, parties_path, quote_answer
 from mobile_sim.pricing import QuoteRefused, text
+from mobile_sim.send import order_amount
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -321,20 +322,6 @@ def _bad(detail: str) -> FspiopError:
     return FspiopError("3100", detail)
 
 
-def _amount(value: Any, field: str, currency: str, *, zero: bool = False) -> Decimal:
-    if isinstance(value, float):
-        raise _bad(f"{field} must be a string such as \"10.5\" (or an integer), never a float")
-    try:
-        amount = money.parse_amount(value)
-    except money.AmountError as exc:
-        raise _bad(f"{field}: {exc}") from None
-    exponent = ilp.CURRENCY_EXPONENTS.get(currency, money.SCALE)
-    if amount < 0 or (amount == 0 and not zero) or amount != round(amount, exponent):
-        least = "0 or more" if zero else "greater than 0"
-        raise _bad(f"{field} must be {least} with at most {exponent} decimals in {currency}")
-    return amount
-
-
 def _timeout(body: dict[str, Any], default: float, most: float) -> float:
     value = body.get("timeoutSeconds", default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= most:
@@ -401,7 +388,7 @@ def parse_pay(dfsp: SimDfsp, body: dict[str, Any]) -> PayOrder:
         id_type, _, party_id = to.partition("/") if isinstance(to, str) else ("", "", "")
         if id_type not in PARTY_ID_TYPES or not _usable_id(party_id) or party_id != party_id.strip():
             raise _bad(f"{where}.to must be TYPE/ID with a party id type, such as MSISDN/27711000001")
-        payments.append(Payment(index, id_type, party_id, _amount(item["amount"], f"{where}.amount", currency)))
+        payments.append(Payment(index, id_type, party_id, order_amount(item["amount"], currency, f"{where}.amount")))
     order = PayOrder(customer, payments, currency, reference, _timeout(body, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S))
     if customer.available < order.total:
         raise FspiopError("4000", f"insufficient balance: the payments total {money.format_amount(order.total)} "
@@ -833,7 +820,7 @@ def parse_generate(dfsp: SimDfsp, body: dict[str, Any]) -> GenerateOrder:
     name_prefix = body.get("namePrefix", "Employee")
     if not isinstance(name_prefix, str) or not _NAME.match(name_prefix) or not name_prefix.strip():
         raise _bad("namePrefix must be 1 to 100 letters, digits, spaces or .,'-")
-    balance = money.to_units(_amount(body.get("balance", "0"), "balance", dfsp.currency, zero=True))
+    balance = money.to_units(order_amount(body.get("balance", "0"), dfsp.currency, "balance", allow_zero=True))
     ids = [f"{prefix}{n:0{width}d}" for n in range(1, count + 1)]
     taken = next((i for i in ids if dfsp.books.customer("MSISDN", i) is not None), None)
     if taken is not None:

@@ -51,7 +51,17 @@ from miniloop.services.oracles import PARTY_ID_TYPES
 from mobile_sim import bodies, tpcrypto
 from mobile_sim.dfsp import SimDfsp
 from mobile_sim.payee import parties_path
-from mobile_sim.send import Stop, WireFlow, _bad, _error_info, _identifier, order_amount, timeout_of
+from mobile_sim.send import (
+    Stop,
+    WireFlow,
+    _bad,
+    _error_info,
+    _identifier,
+    amount_type_of,
+    note_of,
+    order_amount,
+    timeout_of,
+)
 from mobile_sim.thirdparty import correlation_id, error, unmatched
 from mobile_sim.tpdfsp import ALL_ACTIONS
 
@@ -428,12 +438,8 @@ def parse_pay(pisp: Pisp, body: dict[str, Any]) -> PayOrder:
     if not isinstance(currency, str) or len(currency) != 3:
         raise _bad("currency must be a currency code such as USD")
     amount = order_amount(body.get("amount"), currency)
-    amount_type = body.get("amountType", "SEND")
-    if amount_type not in ("SEND", "RECEIVE"):
-        raise _bad("amountType must be SEND or RECEIVE")
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
-        raise _bad("note must be 1 to 128 characters")
+    amount_type = amount_type_of(body)
+    note = note_of(body)
     signature = body.get("signature", "valid")
     if signature not in SIGNATURES:
         raise _bad(f"signature must be one of {', '.join(SIGNATURES)}")

@@ -58,6 +58,7 @@ from mobile_sim.send import (
     _error_info,
     _identifier,
     money_of,
+    note_of,
     ordering_customer,
     timeout_of,
 )
@@ -120,9 +121,7 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> RtpOrder:
     if not isinstance(otp, str) or not (otp in ("phone", "ask", "cancel") or _OTP.fullmatch(otp)):
         raise _bad('otp must be "phone" (read from the payer\'s phone), "ask" (typed with PUT), "cancel", '
                    'or 3 to 10 digits to type')
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
-        raise _bad("note must be 1 to 128 characters")
+    note = note_of(body)
     return RtpOrder(customer, id_type, party_id, amount, currency, use_case, authentication, otp, note,
                     timeout_of(body))
 

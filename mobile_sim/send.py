@@ -130,6 +130,22 @@ def order_amount(raw: Any, currency: str, field: str = "amount", *, allow_zero: 
     return amount
 
 
+def amount_type_of(body: dict[str, Any]) -> str:
+    """An order's amountType: SEND (the default) or RECEIVE; else 3100."""
+    amount_type = body.get("amountType", "SEND")
+    if amount_type not in ("SEND", "RECEIVE"):
+        raise _bad("amountType must be SEND or RECEIVE")
+    return str(amount_type)
+
+
+def note_of(body: dict[str, Any]) -> str | None:
+    """An order's optional note: 1 to 128 characters; else 3100."""
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
+        raise _bad("note must be 1 to 128 characters")
+    return note
+
+
 def timeout_of(body: dict[str, Any]) -> float:
     timeout_s = body.get("timeoutSeconds", DEFAULT_TIMEOUT_S)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 1 <= timeout_s <= MAX_TIMEOUT_S:
@@ -175,12 +191,8 @@ def parse_order(dfsp: SimDfsp, body: dict[str, Any]) -> SendOrder:
     party_id = _identifier(to.get("id"), "to.id")
     sub_id = None if to.get("subId") is None else _identifier(to.get("subId"), "to.subId")
     currency, amount = money_of(dfsp, body)
-    amount_type = body.get("amountType", "SEND")
-    if amount_type not in ("SEND", "RECEIVE"):
-        raise _bad("amountType must be SEND or RECEIVE")
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= 128):
-        raise _bad("note must be 1 to 128 characters")
+    amount_type = amount_type_of(body)
+    note = note_of(body)
     timeout_s = timeout_of(body)
     confirm = body.get("confirm", False)
     if not isinstance(confirm, bool):

@@ -11,7 +11,6 @@ The payee side's pure functions are tested in-process at the end.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from decimal import Decimal
 from types import SimpleNamespace
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from conftest import Hub, HubLauncher
+from sim_api import position
 from miniloop.fspiop import ilp
 from miniloop.ledger.check import check_ledger
 from mobile_sim import bulk
@@ -41,11 +41,6 @@ def demo(module_hubs: HubLauncher) -> Hub:
 def sim_post(hub: Hub, path: str, body: dict[str, Any], timeout: float = PAY_TIMEOUT_S) -> httpx.Response:
     return httpx.post(f"{hub.urls['sim']}{path}", json=body, timeout=timeout)
 
-
-def position(hub: Hub, name: str) -> Decimal:
-    r = hub.admin.get(f"/participants/{name}/positions", params={"currency": "USD"})
-    assert r.status_code == 200, r.text
-    return json.loads(r.text, parse_float=Decimal)["value"]
 
 
 def customers(hub: Hub, dfsp: str) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,6 @@ simulated wallets' /send API it builds on. Real hub, real simulators, real HTTP 
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,17 +11,13 @@ import httpx
 import pytest
 
 from conftest import Hub, HubLauncher
+from sim_api import position
 
 
 @pytest.fixture(scope="module")
 def demo(module_hubs: HubLauncher) -> Hub:
     return module_hubs.start()
 
-
-def position(hub: Hub, name: str) -> Decimal:
-    r = hub.admin.get(f"/participants/{name}/positions", params={"currency": "USD"})
-    assert r.status_code == 200, r.text
-    return json.loads(r.text, parse_float=Decimal)["value"]
 
 
 def send(hub: Hub, dfsp: str, order: dict[str, Any]) -> httpx.Response:

@@ -9,18 +9,17 @@ its own customer, so the tests of the module share one hub.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 from conftest import Hub, HubLauncher, wait_until
+from sim_api import post, get, balance, position
 
 from miniloop.ledger.check import check_ledger
 
 D = Decimal
-TIMEOUT = 40
 PISP = "budgetapp"
 
 
@@ -29,23 +28,8 @@ def demo(module_hubs: HubLauncher) -> Hub:
     return module_hubs.start()
 
 
-def post(hub: Hub, path: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{hub.urls['sim']}{path}", json=body, timeout=TIMEOUT)
 
 
-def get(hub: Hub, path: str) -> httpx.Response:
-    return httpx.get(f"{hub.urls['sim']}{path}", timeout=TIMEOUT)
-
-
-def balance(hub: Hub, dfsp: str, customer: str) -> Decimal:
-    found = {c["id"]: c for c in get(hub, f"/{dfsp}/customers").json()}
-    return D(found[customer]["balance"])
-
-
-def position(hub: Hub, name: str) -> Decimal:
-    r = hub.admin.get(f"/participants/{name}/positions", params={"currency": "USD"})
-    assert r.status_code == 200, r.text
-    return D(str(json.loads(r.text, parse_float=Decimal)["value"]))
 
 
 def wire(result: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -10,7 +10,6 @@ change is published.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,6 +22,7 @@ from sanic import Sanic
 from test_mobile_sim_unit import ToySwitch, run_with_switch
 
 from conftest import Hub, HubLauncher, wait_until
+from sim_api import post, get, position
 
 D = Decimal
 TIMEOUT = 60
@@ -47,12 +47,6 @@ def put(hub: Hub, path: str, body: Any) -> httpx.Response:
     return httpx.put(f"{hub.urls['sim']}{path}", json=body, timeout=TIMEOUT)
 
 
-def post(hub: Hub, path: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{hub.urls['sim']}{path}", json=body, timeout=TIMEOUT)
-
-
-def get(hub: Hub, path: str) -> httpx.Response:
-    return httpx.get(f"{hub.urls['sim']}{path}", timeout=TIMEOUT)
 
 
 def fault(hub: Hub, dfsp: str, **body: Any) -> dict[str, Any]:
@@ -70,11 +64,6 @@ def customer(hub: Hub) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     return r.json()
 
-
-def position(hub: Hub, name: str) -> Decimal:
-    r = hub.admin.get(f"/participants/{name}/positions", params={"currency": "USD"})
-    assert r.status_code == 200, r.text
-    return D(str(json.loads(r.text, parse_float=Decimal)["value"]))
 
 
 def wait_for(check: Any, timeout: float = 20.0) -> Any:

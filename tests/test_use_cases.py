@@ -9,7 +9,6 @@ positions it moves before and after, so the tests of this module share one hub.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from decimal import Decimal
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from conftest import Hub, HubLauncher
+from sim_api import post, get, balance, position
 from mobile_sim.qr import read_payload
 
 D = Decimal
@@ -30,23 +30,8 @@ def demo(module_hubs: HubLauncher) -> Hub:
     return module_hubs.start()
 
 
-def post(hub: Hub, path: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{hub.urls['sim']}{path}", json=body, timeout=TIMEOUT)
 
 
-def get(hub: Hub, path: str) -> httpx.Response:
-    return httpx.get(f"{hub.urls['sim']}{path}", timeout=TIMEOUT)
-
-
-def balance(hub: Hub, dfsp: str, customer: str) -> Decimal:
-    found = {c["id"]: c for c in get(hub, f"/{dfsp}/customers").json()}
-    return D(found[customer]["balance"])
-
-
-def position(hub: Hub, name: str) -> Decimal:
-    r = hub.admin.get(f"/participants/{name}/positions", params={"currency": "USD"})
-    assert r.status_code == 200, r.text
-    return D(str(json.loads(r.text, parse_float=Decimal)["value"]))
 
 
 def messages_of(result: dict[str, Any], method: str, path_start: str, direction: str | None = None) -> list[dict]:
