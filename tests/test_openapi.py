@@ -1,4 +1,4 @@
-"""Our own OpenAPI descriptions (GET /openapi.json on the FSPIOP, Admin and Settlement ports):
+"""Our own OpenAPI descriptions (GET /openapi.json on the FSPIOP, Admin, Settlement and ALS admin ports):
 valid OpenAPI 3, and listing exactly the routes each app serves (miniloop.api.openapi)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 from sanic import Sanic
 
 from miniloop.api.admin import admin_app
+from miniloop.api.als_admin import als_admin_app
 from miniloop.api.common import new_health
 from miniloop.api.fspiop import fspiop_app
 from miniloop.api.openapi import describe, serve_openapi
@@ -24,7 +25,7 @@ _RE_PARAM = re.compile(r"<([^:>]+)(?::[a-z]+)?>")
 
 
 def _apps() -> dict[str, Sanic]:
-    """The three apps, built in this process (their services are not called to describe them)."""
+    """The four apps, built in this process (their services are not called to describe them)."""
     nothing = SimpleNamespace(lookup=None, quotes=None, transfers=None, requests=None,
                               bulk_transfers=None, thirdparty=None, directory=None)
     ledger = SimpleNamespace(path=Path("/nonexistent/miniloop.db"))
@@ -32,6 +33,7 @@ def _apps() -> dict[str, Sanic]:
         "fspiop": fspiop_app(_HEALTH, nothing),  # type: ignore[arg-type]
         "admin": admin_app(None, None, _HEALTH),  # type: ignore[arg-type]
         "settlement": settlement_app(None, SimpleNamespace(ledger=ledger), _HEALTH),  # type: ignore[arg-type]
+        "als_admin": als_admin_app(None, _HEALTH, SimpleNamespace()),  # type: ignore[arg-type]
     }
     for name, app in apps.items():
         serve_openapi(app, name)
@@ -66,7 +68,7 @@ APPS = _apps()
 Sanic._app_registry.clear()  # the apps above are not started; let the tests make their own
 
 
-@pytest.mark.parametrize("name", ["fspiop", "admin", "settlement"])
+@pytest.mark.parametrize("name", ["fspiop", "admin", "settlement", "als_admin"])
 def test_description_is_valid_and_lists_every_route(name: str) -> None:
     app = APPS[name]
     doc = describe(app, APIS[name])
@@ -122,13 +124,32 @@ def test_admin_and_settlement_answers() -> None:
     assert close["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/WindowClosure")
 
 
+def test_als_admin_bodies_and_auth_service_headers() -> None:
+    doc = describe(APPS["als_admin"], APIS["als_admin"])
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    create = paths["/oracles"]["post"]
+    assert list(create["responses"])[0] == "201"
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/NewOracle")
+    assert set(schemas["NewOracle"]["required"]) == {"oracleIdType", "endpoint"}
+    assert schemas["OracleEndpoint"]["properties"]["endpointType"]["enum"] == ["URL"]
+    lookup = paths["/oracle/participants/{type}/{id}"]["get"]
+    assert "MSISDN" in next(p for p in lookup["parameters"] if p["name"] == "type")["schema"]["enum"]
+    batch = paths["/oracle/participants"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert batch["$ref"].endswith("/PartyBatch") and schemas["PartyBatch"]["required"] == ["partyList"]
+    verify = paths["/authService/thirdpartyRequests/verifications"]["post"]
+    headers = {p["name"]: p["required"] for p in verify["parameters"] if p["in"] == "header"}
+    assert headers == {"Accept": True, "Content-Type": True, "Date": True, "FSPIOP-Source": True,
+                       "FSPIOP-Destination": False}
+    assert set(verify["requestBody"]["content"]) == {"application/vnd.interoperability.thirdparty+json;version=1.0"}
+    assert list(verify["responses"])[0] == "202"
+
+
 def test_a_hub_serves_its_descriptions(module_hubs: Any) -> None:
     hub = module_hubs.start()
-    for name in ("fspiop", "admin", "settlement"):
+    for name in ("fspiop", "admin", "settlement", "als_admin"):
         base = hub.urls[name].removesuffix("/v2")
         answer = httpx.get(base + "/openapi.json", timeout=10)
         assert answer.status_code == 200, name
         doc = answer.json()
         _validate(doc)
         assert ("GET", "/openapi.json") in _described(doc)
-    assert httpx.get(hub.urls["als_admin"] + "/openapi.json", timeout=10).status_code == 404

@@ -8,6 +8,10 @@
   for the description only; they say what miniloop.services.participants and
   miniloop.services.settlement_models accept.
 - Settlement: nothing to add: its handlers decode Structs, which the routes show.
+- ALS admin: three APIs on one port. /oracles (which oracle serves which party id type) and the
+  built-in oracle's Oracle API under /oracle are checked field by field (miniloop.services.oracles,
+  miniloop.api.oracle), so Structs below state their bodies; /authService is participant
+  centralAuth's FSPIOP endpoint, with the FSPIOP headers of the Third-party API.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from miniloop.api.openapi import Api
 from miniloop.fspiop import headers
 from miniloop.fspiop.models import Currency
 from miniloop.fspiop.request_models import AuthorizationsQuery
-from miniloop.fspiop.thirdparty_models import SERVICE_TYPES
+from miniloop.fspiop.thirdparty_models import (
+    SERVICE_TYPES,
+    ConsentsIDPutResponse,
+    ThirdpartyRequestsVerificationsIDPutResponse,
+)
 from miniloop.services import inputs
 from miniloop.services.oracles import PARTY_ID_TYPES
 from miniloop.services.participants import ENDPOINT_TYPE_PATTERN, FUNDS_ACTIONS, FUNDS_OUT_FINISH_ACTIONS, LIMIT_TYPES
@@ -224,6 +232,94 @@ _ADMIN_BODIES: dict[tuple[str, str], type] = {
 }
 
 
+# ------------------------------------------------------------------------------ ALS admin
+
+_AUTH_SERVICE = "/authService"
+PartyIdType = Literal[PARTY_ID_TYPES]  # type: ignore[valid-type]
+
+
+class OracleEndpoint(_Admin):
+    value: Annotated[str, Meta(min_length=1, max_length=512, pattern=r"\S")]
+    endpoint_type: Literal["URL"]
+
+
+class NewOracle(_Admin, forbid_unknown_fields=True):
+    oracle_id_type: PartyIdType
+    endpoint: OracleEndpoint
+    currency: Currency | None = None
+    is_default: bool = False
+
+
+class OracleChange(_Admin, forbid_unknown_fields=True):
+    """Any of a new oracle's fields: only those given change."""
+    oracle_id_type: PartyIdType | None = None
+    endpoint: OracleEndpoint | None = None
+    currency: Currency | None = None
+    is_default: bool | None = None
+
+
+class PartyOwner(_Admin):
+    fsp_id: Name
+    currency: Currency | None = None
+
+
+class BatchParty(_Admin):
+    party_id_type: PartyIdType
+    party_identifier: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"\S")]
+    fsp_id: Name
+    party_sub_id_or_type: str | None = None
+
+
+class PartyBatch(_Admin):
+    party_list: Annotated[list[BatchParty], Meta(min_length=1, max_length=10_000)]
+    request_id: str | None = None
+    currency: Currency | None = None
+
+
+_ALS_BODIES: dict[tuple[str, str], type] = {
+    ("POST", "/oracles"): NewOracle,
+    ("PUT", "/oracles/{oracle_id}"): OracleChange,
+    ("POST", "/oracle/participants"): PartyBatch,
+    ("POST", "/oracle/participants/{type}/{id}"): PartyOwner,
+    ("PUT", "/oracle/participants/{type}/{id}"): PartyOwner,
+    ("POST", "/oracle/participants/{type}/{id}/{sub_id}"): PartyOwner,
+    ("PUT", "/oracle/participants/{type}/{id}/{sub_id}"): PartyOwner,
+    ("PUT", _AUTH_SERVICE + "/consents/{consent_id}"): ConsentsIDPutResponse,
+    ("PUT", _AUTH_SERVICE + "/thirdpartyRequests/verifications/{request_id}"):
+        ThirdpartyRequestsVerificationsIDPutResponse,
+}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+def als_admin_parameters(method: str, path: str, handler: Any) -> list[dict[str, Any]]:
+    """The filters of GET /oracles and of a party lookup; for /authService, the FSPIOP headers
+    (FSPIOP-Destination optional: the switch has already routed the message by it)."""
+    currency = {"type": "string", "minLength": 3, "maxLength": 3}
+    if method == "GET" and path == "/oracles":
+        return [_query("type", {"type": "string", "enum": list(PARTY_ID_TYPES)}), _query("currency", currency)]
+    if method == "GET" and path.startswith("/oracle/participants/"):
+        return [_query("currency", currency), _query("partySubIdOrType", {"type": "string", "minLength": 1})]
+    if path.startswith(_AUTH_SERVICE + "/"):
+        params = fspiop_parameters(method, path.removeprefix(_AUTH_SERVICE), handler)
+        return [{**p, "required": False} if p["name"] == "FSPIOP-Destination" else p for p in params]
+    return []
+
+
+def als_admin_body_media(method: str, path: str) -> list[str]:
+    if path.startswith(_AUTH_SERVICE + "/"):
+        return fspiop_body_media(method, path.removeprefix(_AUTH_SERVICE))
+    return ["application/json"]
+
+
+def als_admin_path_schema(path: str, name: str) -> dict[str, Any] | None:
+    if path.startswith("/oracle/participants/") and name == "type":
+        return {"type": "string", "enum": list(PARTY_ID_TYPES)}
+    return None
+
+
 # ------------------------------------------------------------------------------ the APIs
 
 APIS: dict[str, Api] = {
@@ -247,5 +343,15 @@ APIS: dict[str, Api] = {
     "settlement": Api(
         title="miniloop Settlement API v2",
         description="Settlement windows and settlements (docs/settlement-api.md).",
+    ),
+    "als_admin": Api(
+        title="miniloop account lookup admin API",
+        description="Which oracle serves which party id type (/oracles), the built-in oracle's Oracle "
+                    "API (/oracle) and the hub-hosted auth-service, participant centralAuth "
+                    "(/authService) (docs/admin-api.md, docs/thirdparty.md).",
+        parameters=als_admin_parameters,
+        bodies=_ALS_BODIES,
+        body_media=als_admin_body_media,
+        path_schema=als_admin_path_schema,
     ),
 }
