@@ -53,6 +53,7 @@ from miniloop.services.requests import Requests
 from miniloop.services.thirdparty import THIRDPARTY_PARTY_TYPES, Thirdparty
 from miniloop.services.transfers import Transfers
 from mobile_sim import sim_app
+from mobile_sim.openapi import apis as openapi_apis
 from mobile_sim.web import wallet_app
 from miniloop.services.settlement_windows import SettlementWindows
 from miniloop.services.settlements import Settlements
@@ -188,8 +189,9 @@ class Hub:
                 # /authService is participant centralAuth's FSPIOP endpoint: the hub delivers to it
                 require_token(apps[name], settings.admin_token,
                               open_prefixes=("/authService",) if name == "als_admin" else ())
+        descriptions = openapi_apis(apps)  # the hub's APIs', the sim and wallet ports' (mobile_sim.openapi)
         for name, app in apps.items():
-            serve_openapi(app, name)  # GET /openapi.json on the FSPIOP, Admin and Settlement ports
+            serve_openapi(app, name, descriptions)  # GET /openapi.json on every port that has one
             serve_metrics(app, name, self.metrics)
         compile_out_unused_signals(apps.values())
         for name, app in apps.items():

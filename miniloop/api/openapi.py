@@ -1,5 +1,6 @@
 """Our own OpenAPI 3.1 descriptions, served at `GET /openapi.json` on the FSPIOP, Admin and
-Settlement ports, made from the routes each Sanic app really serves.
+Settlement ports (and the sim and wallet ports, mobile_sim.openapi), made from the routes each
+Sanic app really serves.
 
 Why generated: a hand-written description drifts from the code; this one cannot list a route the
 app does not have, nor miss one. Each route of the app becomes an operation: its path parameters
@@ -57,6 +58,13 @@ class Api:
     path_schema: Callable[[str, str], dict[str, Any] | None] = lambda path, name: None
     # handler -> True for a route the API has but this hub does not serve: it always answers 501
     not_served: Callable[[Any], bool] = lambda handler: False
+    # (method, path template, handler) -> (status, answer) of success when the handler's code cannot
+    # tell: a status chosen at run time, or an answer that is not JSON (an HTML page, a file, an
+    # event stream); None: read from the handler's code, as for every route of the hub's own APIs
+    success: Callable[[str, str, Any], tuple[int, dict[str, Any]] | None] = lambda method, path, handler: None
+    # (method, path template) -> further answers of an operation by status ("502": a payment that
+    # failed downstream, with the flow's body), also "4XX" when not only the FSPIOP error body
+    more_answers: Callable[[str, str], dict[str, dict[str, Any]]] = lambda method, path: {}
 
 
 def serve_openapi(app: Sanic, name: str, apis: dict[str, Api] | None = None) -> None:
@@ -138,16 +146,23 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
             "required": True,
             "content": {media: {"schema": schema} for media in api.body_media(method, path)},
         }
+    status, answer = api.success(method, path, handler) or _success(api, path, method, handler)
+    error = {"description": "refused: the FSPIOP error body, `errorCode` names the rule",
+             "content": {"application/json": {"schema": {"$ref": REF.format(name=ERROR_SCHEMA)}}}}
+    operation["responses"] = {str(status): answer, "4XX": error, "5XX": error, **api.more_answers(method, path)}
+    return operation
+
+
+def _success(api: Api, path: str, method: str, handler: Any) -> tuple[int, dict[str, Any]]:
+    """The success answer as the handler's code tells it: its status, and a JSON body (none for
+    FSPIOP's answers and 204), the Prometheus text for /metrics."""
     status = 501 if api.not_served(handler) else success_status(handler, method)
     answer: dict[str, Any] = {"description": "done" if status < 300 else "see the body"}
     if not api.empty_answers and status != 204 and path != "/metrics":
         answer["content"] = {"application/json": {"schema": {}}}
     if path == "/metrics":
         answer["content"] = {"text/plain": {"schema": {"type": "string"}}}
-    error = {"description": "refused: the FSPIOP error body, `errorCode` names the rule",
-             "content": {"application/json": {"schema": {"$ref": REF.format(name=ERROR_SCHEMA)}}}}
-    operation["responses"] = {str(status): answer, "4XX": error, "5XX": error}
-    return operation
+    return status, answer
 
 
 def _path_parameter(name: str, kind: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
