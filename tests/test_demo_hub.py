@@ -130,3 +130,20 @@ def test_builtin_oracle_registers_moves_and_deletes_a_party(hub: Hub) -> None:
     assert httpx.get(base, timeout=10).status_code == 404
     bad = httpx.post(base, json={"fspId": "no such fsp!"}, timeout=10)
     assert bad.status_code == 400 and bad.json()["errorInformation"]["errorCode"] == "3101"
+
+
+def test_builtin_oracle_batch_refuses_a_bad_sub_id_alone(hub: Hub) -> None:
+    """Found by fuzzing: a partySubIdOrType that is not a string answered 500 for the whole batch."""
+    batch = {"partyList": [
+        {"partyIdType": "EMAIL", "partyIdentifier": "bad@example.org", "fspId": "bluewallet", "partySubIdOrType": [None]},
+        {"partyIdType": "EMAIL", "partyIdentifier": "good@example.org", "fspId": "bluewallet", "partySubIdOrType": "HOME"},
+    ]}
+    answer = httpx.post(f"{hub.urls['als_admin']}/oracle/participants", json=batch, timeout=10)
+    assert answer.status_code == 201, answer.text
+    bad, good = answer.json()["partyList"]
+    assert bad["errorInformation"]["errorCode"] == "3101"
+    assert "errorInformation" not in good
+    base = f"{hub.urls['als_admin']}/oracle/participants/EMAIL"
+    found = httpx.get(f"{base}/good@example.org/HOME", timeout=10).json()
+    assert found == {"partyList": [{"fspId": "bluewallet", "partySubIdOrType": "HOME"}]}
+    assert httpx.get(f"{base}/bad@example.org", timeout=10).status_code == 404

@@ -267,7 +267,7 @@ class BatchParty(_Admin):
     party_id_type: PartyIdType
     party_identifier: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"\S")]
     fsp_id: Name
-    party_sub_id_or_type: str | None = None
+    party_sub_id_or_type: Annotated[str, Meta(max_length=128)] | None = None
 
 
 class PartyBatch(_Admin):

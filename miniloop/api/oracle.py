@@ -72,7 +72,7 @@ def oracle_blueprint(oracles: Oracles) -> Blueprint:
                     party_type(inputs.required(party, "partyIdType")),
                     inputs.text(inputs.required(party, "partyIdentifier"), "partyIdentifier", max_length=128),
                     inputs.participant_name(inputs.required(party, "fspId")),
-                    party.get("partySubIdOrType") or "",
+                    _sub_id(party.get("partySubIdOrType")),
                     currency,
                 )
                 results.append({"partyId": party})
@@ -81,3 +81,10 @@ def oracle_blueprint(oracles: Oracles) -> Blueprint:
         return reply({"partyList": results}, 201)
 
     return bp
+
+
+def _sub_id(value: Any) -> str:
+    """A batch party's optional partySubIdOrType: absent, or a string like the path's {SubId}."""
+    if value is None or value == "":
+        return ""
+    return inputs.text(value, "partySubIdOrType", max_length=128)
