@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from fspiop_dfsp import HUB, Scene, TestDfsps, Transfer, b64url, dumps, sync_error
+from pki import self_signed
 
 from miniloop.fspiop import signature
 
@@ -95,6 +96,22 @@ def test_signed_prepare_is_accepted_and_the_payee_gets_the_same_signature(signed
     assert signed.dfsps.callback(payer, transfer.path, since=mark).body["transferState"] == "COMMITTED"
 
 
+def test_a_certificate_is_taken_as_its_public_key(signed: Scene, keys: Any) -> None:
+    """An X.509 certificate (as Mojaloop's connection manager hands out) registers its RSA key."""
+    payer, payee = signed.dfsp("payer"), signed.dfsp("payee")
+    r = signed.hub.admin.put(f"/participants/{payer}/jwsKey", json={"publicKey": self_signed(keys["a"])})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"publicKey": pem(keys["a"])}  # stored as the key
+    r = signed_prepare(signed, Transfer(payer, payee), keys["b"])  # another key's signature: refused
+    assert r.status_code == 400 and sync_error(r)[0] == "3105", r.text
+    assert signed.position(payer) == 0
+    mark = signed.dfsps.mark(payee)
+    transfer = Transfer(payer, payee)
+    r = signed_prepare(signed, transfer, keys["a"])  # the certificate's key's: accepted, forwarded
+    assert r.status_code == 202, r.text
+    assert signed.dfsps.wait_for(payee, "POST", "/transfers", since=mark, exact=True).body["transferId"] == transfer.id
+
+
 def test_a_dfsp_without_a_key_is_not_checked(signed: Scene) -> None:
     payer, payee = signed.dfsp("payer"), signed.dfsp("payee")
     signed.reserve(Transfer(payer, payee))  # unsigned, accepted, forwarded
@@ -170,6 +187,9 @@ def test_verification_off_checks_nothing_even_with_a_key(scene: Scene, keys: Any
     ("short", "3100"),
     ("ec", "3100"),
     ("private", "3100"),
+    ("short certificate", "3100"),
+    ("ec certificate", "3100"),
+    ({"publicKey": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}, "3100"),
 ])
 def test_a_bad_key_is_refused(signed: Scene, body: Any, code: str) -> None:
     name = signed.dfsp("dfsp")
@@ -177,6 +197,10 @@ def test_a_bad_key_is_refused(signed: Scene, body: Any, code: str) -> None:
         body = {"publicKey": pem(new_key(1024))}
     elif body == "ec":
         body = {"publicKey": pem(ec.generate_private_key(ec.SECP256R1()))}
+    elif body == "short certificate":
+        body = {"publicKey": self_signed(new_key(1024))}
+    elif body == "ec certificate":
+        body = {"publicKey": self_signed(ec.generate_private_key(ec.SECP256R1()))}
     elif body == "private":
         body = {"publicKey": new_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption()).decode()}

@@ -18,6 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -29,6 +30,7 @@ HUB_KEY_FILE = "hub-jws-key.pem"
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "RS256": hashes.SHA256, "RS384": hashes.SHA384, "RS512": hashes.SHA512,
 }
+_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 _HEADER_MAX = 8192  # a real header is a few hundred characters
 
 
@@ -43,13 +45,22 @@ def _unb64url(text: str) -> bytes:
 
 
 def public_key_from_pem(pem: Any) -> rsa.RSAPublicKey:
-    """An RSA public key of at least 2048 bits from PEM text; ValueError saying what is wrong."""
+    """An RSA public key of at least 2048 bits from PEM text: a public key (SubjectPublicKeyInfo,
+    `-----BEGIN PUBLIC KEY-----`) or an X.509 certificate (`-----BEGIN CERTIFICATE-----`, as
+    Mojaloop's connection manager hands out), whose public key is taken; ValueError saying what is
+    wrong. A certificate is not verified (no chain, no dates): only its key is used."""
     if not isinstance(pem, str) or not pem.strip():
-        raise ValueError("publicKey must be a PEM-encoded RSA public key")
-    try:
-        key = serialization.load_pem_public_key(pem.strip().encode())
-    except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError):
-        raise ValueError("publicKey is not a PEM-encoded public key") from None
+        raise ValueError("publicKey must be a PEM-encoded RSA public key or X.509 certificate")
+    if _CERTIFICATE in pem:
+        try:
+            key = x509.load_pem_x509_certificate(pem.strip().encode()).public_key()
+        except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError):
+            raise ValueError("publicKey is not a PEM-encoded X.509 certificate") from None
+    else:
+        try:
+            key = serialization.load_pem_public_key(pem.strip().encode())
+        except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError):
+            raise ValueError("publicKey is not a PEM-encoded public key or X.509 certificate") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError("publicKey must be an RSA key (RS256, RS384, RS512)")
     if key.key_size < MIN_KEY_BITS:

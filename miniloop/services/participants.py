@@ -203,7 +203,8 @@ class Participants:
         return {"publicKey": row["jws_public_key"]}
 
     async def set_jws_key(self, name: str, body: dict[str, Any]) -> dict[str, str]:
-        """PUT /participants/{name}/jwsKey: register (or replace) its RSA public key (PEM, >= 2048 bits)."""
+        """PUT /participants/{name}/jwsKey: register (or replace) its RSA public key (PEM, >= 2048 bits),
+        given as a public key or as an X.509 certificate (its key is stored)."""
         await self._participant_row(name)  # 3200 for an unknown participant, before the body
         inputs.no_other_fields(body, ("publicKey",))
         try:
