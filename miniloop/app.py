@@ -167,7 +167,7 @@ class Hub:
             self.directory, AccountLookup(self.ledger, services.oracles, builtin_oracle, self.notifier.session),
             Quotes(self.ledger), transfers, requests=Requests(self.ledger),
             bulk_transfers=BulkTransfers(self.ledger), thirdparty=Thirdparty(self.ledger),
-            verify_signatures=settings.verify_signatures,
+            verify_signatures=settings.verify_signatures, source_binding=tls_contexts.binding,
         )
         health = new_health(self._health_checks)
         join_host = lan.join_host(settings.host)
@@ -251,7 +251,8 @@ class Hub:
         return data_dir
 
     def _write_runtime_file(self, data_dir: Path) -> None:
-        info = {"pid": os.getpid(), "urls": self.urls, "seeded": self.seeded, "joinUrl": self.join_url}
+        info = {"pid": os.getpid(), "urls": self.urls, "seeded": self.seeded, "joinUrl": self.join_url,
+                "tls": tls.runtime_info(self.settings)}  # the hub's certificate files, for the local tools
         tmp = data_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(data_dir / RUNTIME_FILE)

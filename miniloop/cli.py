@@ -33,6 +33,20 @@ def port(text: str) -> int:
     return number
 
 
+def _tool_tls_flags(parser: argparse.ArgumentParser, remote_only: bool = False) -> None:
+    """--tls-cert/--tls-key/--tls-ca of a tool that calls the hub's FSPIOP port (miniloop.tls.tool_context)."""
+    when = "with --url https://...: " if remote_only else ""
+    local_cert = "" if remote_only else " (default for a hub running on --data-dir: the hub's own)"
+    local_ca = "the system's" if remote_only else "for a hub running on --data-dir, trust its certificate; else the system's"
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE",
+                        help=f"{when}the client certificate (PEM) to present to a hub started with --tls-client-ca"
+                             f"{local_cert}")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="the private key of --tls-cert (PEM)")
+    parser.add_argument("--tls-ca", type=Path, metavar="FILE",
+                        help=f"{when}the CA (PEM) that the hub's certificate is verified with, host name included "
+                             f"(default: {local_ca})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="miniloop",
@@ -76,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mutual TLS: the FSPIOP port requires a client certificate signed by this CA (PEM)")
     up.add_argument("--tls-callback-ca", type=Path, metavar="FILE",
                     help="the CA that DFSPs' https callback servers are verified with (default: the system's)")
+    up.add_argument("--tls-any-source", action="store_true", default=None,
+                    help="with --tls-client-ca: a client certificate may send as any FSPIOP-Source (by default "
+                         "only as the participant its CN or a DNS subjectAltName names)")
 
     reset = commands.add_parser("reset", help="delete a hub's data (asks first)",
                                 description="Delete the data directory of a hub: ledger, NATS store, everything.")
@@ -101,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_run.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
     scenario_run.add_argument("--verbose", action="store_true", help="print every message's body too")
     scenario_run.add_argument("--config", type=Path, help="settings file (TOML)")
+    _tool_tls_flags(scenario_run)
+    scenario_run.add_argument("--admin-token", metavar="TOKEN",
+                              help="the hub's admin token, when it was started with --admin-token "
+                                   "(default: $MINILOOP_ADMIN_TOKEN or the settings file's admin_token)")
     scenario_commands.add_parser("list", help="list the scenarios", description="List the bundled scenarios.")
 
     dfsp = commands.add_parser(
@@ -118,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     dfsp.add_argument("--currency", default="USD")
     dfsp.add_argument("--data-dir", type=Path, help=f"the running hub's (default: {config.user_data_dir()})")
     dfsp.add_argument("--config", type=Path, help="settings file (TOML)")
+    _tool_tls_flags(dfsp)
 
     bench = commands.add_parser(
         "bench", help="measure transfers per second and latency",
@@ -138,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and ALS admin API on 4001 of the same host, unless given)")
     bench.add_argument("--admin-url", help="the running hub's Admin API (with --url)")
     bench.add_argument("--als-url", help="the running hub's ALS admin API (with --url)")
+    _tool_tls_flags(bench, remote_only=True)
+    bench.add_argument("--admin-token", metavar="TOKEN",
+                       help="with --url: the hub's admin token, when it was started with --admin-token "
+                            "(default: $MINILOOP_ADMIN_TOKEN or the settings file's admin_token)")
     bench.add_argument("--chaos", action="store_true",
                        help="kill the hub with SIGKILL under load, restart it, check nothing was lost "
                             "(docs/reliability.md)")
@@ -252,11 +278,17 @@ def _bench(args: argparse.Namespace) -> int:
         raise MiniloopError("bench: --dfsps must be 2 or more (each DFSP pays the others)")
     if (args.admin_url or args.als_url) and not args.url:
         raise MiniloopError("bench: --admin-url and --als-url go with --url")
+    if (args.tls_cert or args.tls_key or args.tls_ca or args.admin_token) and not args.url:
+        raise MiniloopError("bench: --tls-cert, --tls-key, --tls-ca and --admin-token go with --url "
+                            "(the hub bench starts itself needs none)")
+    # --admin-token, else MINILOOP_ADMIN_TOKEN or the settings file's, as `miniloop tui`
+    admin_token = config.load({"admin_token": args.admin_token}).admin_token if args.url else None
     return bench(Options(
         duration=args.duration, concurrency=args.concurrency or (0 if args.rate else 16 if args.chaos else 64),
         rate=args.rate or 0.0, flow=args.flow, dfsps=args.dfsps, json_path=args.json, url=args.url,
         admin_url=args.admin_url, als_url=args.als_url, baseline=args.baseline,
         chaos=args.chaos, kills=args.kills, seed=args.seed,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca, admin_token=admin_token,
     ))
 
 
@@ -427,7 +459,8 @@ def _scenario(args: argparse.Namespace) -> int:
 
     if args.scenario_command == "list":
         return command.list_scenarios()
-    settings = config.load({"data_dir": args.data_dir} if args.data_dir else {}, args.config)
+    flags = {"data_dir": args.data_dir, "admin_token": args.admin_token}
+    settings = config.load({k: v for k, v in flags.items() if v is not None}, args.config)
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     return _run(command.run(args, settings))
 

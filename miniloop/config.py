@@ -66,6 +66,9 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     tls_callback_ca: Path | None = None
+    # with tls_client_ca: a client certificate may send as any FSPIOP-Source, not only the
+    # participant it names (off: binding is on with mutual TLS)
+    tls_any_source: bool = False
 
     def ports(self) -> dict[str, int]:
         return {

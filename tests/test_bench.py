@@ -63,3 +63,23 @@ def test_unreachable_url_is_one_line(run_cli) -> None:
                 "--als-url", "http://127.0.0.1:9")
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith("miniloop: bench: cannot reach http://127.0.0.1:9") and "Traceback" not in r.stderr
+
+
+def test_bench_and_scenario_send_the_admin_token_to_a_remote_hub(hubs, run_cli, tmp_path: Path) -> None:
+    """A hub on 0.0.0.0 with --admin-token asks for it on its operators' ports: `bench --url`
+    sends --admin-token (else MINILOOP_ADMIN_TOKEN), and so does `scenario run --admin-token`."""
+    token = "bench-token-8c1f"
+    hub = hubs.start("--host", "0.0.0.0", "--admin-token", token)
+    remote = ["--url", hub.urls["fspiop"], "--admin-url", hub.urls["admin"], "--als-url", hub.urls["als_admin"]]
+    r = run_cli("bench", "--duration", "1", *remote, "--admin-token", "wrong", env={"MINILOOP_ADMIN_TOKEN": token},
+                timeout=BENCH_TIMEOUT_S)  # the flag wins over the environment
+    assert r.returncode == 2 and "(401)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "--duration", "3", "--concurrency", "4", *remote, "--json", str(out),
+                env={"MINILOOP_ADMIN_TOKEN": token}, timeout=BENCH_TIMEOUT_S)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["completed"] > 0 and result["errors"] == {}, result
+    assert token not in r.stdout + r.stderr
+    r = run_cli("scenario", "run", "p2p", "--data-dir", str(hub.data_dir), "--admin-token", token)
+    assert r.returncode == 0, r.stdout + r.stderr

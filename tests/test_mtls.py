@@ -1,15 +1,17 @@
 """Optional mutual TLS on the FSPIOP port, over a real demo hub: a throwaway CA, a certificate for
-the hub (server and client) and one for a DFSP, all made here with `cryptography`. The simulated
+the hub (server and client) and some for DFSPs, all made here (tests/pki.py). The simulated
 DFSPs still pay each other over TLS, a client without a certificate is refused at the handshake,
-a DFSP's certificate gets in, and the hub's callbacks to an https endpoint present the hub's
-certificate. Bad files stop `miniloop up` with one line and exit status 2.
+a DFSP's certificate gets in but sends only as the participant it names (the hub's own speaks for
+every participant), and the hub's callbacks to an https endpoint present the hub's certificate.
+The tools reach such a hub: `miniloop scenario` and `miniloop dfsp` (the hub's certificate from
+hub.json, or their own) and `miniloop bench --url`. Bad files stop them with one line and exit 2.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
+import re
 import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,17 +21,17 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fspiop_dfsp import imf_date, new_msisdn
+from pki import Ca
 
-from conftest import Hub, HubLauncher, wait_until
+from conftest import Hub, HubLauncher, error_code, miniloop_cmd, wait_until
 from miniloop.fspiop.endpoints import for_base_url
 
 HUB_CN = "miniloop-hub"
-DFSP_CN = "tlsdfsp"
+DFSP_CN = "tlsdfsp"  # a DFSP onboarded by the tests, its certificate's CN
+ALIAS_DFSP = "tlsalias"  # a DFSP named only by a DNS subjectAltName of a certificate whose CN is a company's
+REF_DFSP = "tlsref"  # `miniloop dfsp`'s, with its own certificate
+PAYER, PAYEE = "greenwallet", "bluewallet"  # simulated DFSPs of the demo hub
 
 
 @dataclass
@@ -39,62 +41,20 @@ class Pki:
     hub_key: Path
     dfsp_cert: Path
     dfsp_key: Path
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-
-
-def _issue(cn: str, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, folder: Path,
-           ) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost, good for both TLS servers and clients."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                       critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / f"{cn}.pem", folder / f"{cn}-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, key_path)
-    return cert_path, key_path
+    alias_cert: Path
+    alias_key: Path
+    ref_cert: Path
+    ref_key: Path
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_cert = (
-        x509.CertificateBuilder().subject_name(_name("miniloop test CA")).issuer_name(_name("miniloop test CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca = folder / "ca.pem"
-    ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    hub_cert, hub_key = _issue(HUB_CN, ca_key, ca_cert, folder)
-    dfsp_cert, dfsp_key = _issue(DFSP_CN, ca_key, ca_cert, folder)
-    return Pki(ca, hub_cert, hub_key, dfsp_cert, dfsp_key)
+    ca = Ca.make(tmp_path_factory.mktemp("pki"))
+    hub_cert, hub_key = ca.issue(HUB_CN)
+    dfsp_cert, dfsp_key = ca.issue(DFSP_CN)
+    alias_cert, alias_key = ca.issue("Alias Bank Ltd", dns=("localhost", ALIAS_DFSP), file_name="alias")
+    ref_cert, ref_key = ca.issue(REF_DFSP)
+    return Pki(ca.path, hub_cert, hub_key, dfsp_cert, dfsp_key, alias_cert, alias_key, ref_cert, ref_key)
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +63,11 @@ def hub(module_hubs: HubLauncher, pki: Pki) -> Hub:
                              "--tls-client-ca", str(pki.ca), "--tls-callback-ca", str(pki.ca))
 
 
-def client_context(pki: Pki, with_certificate: bool) -> ssl.SSLContext:
+def client_context(pki: Pki, with_certificate: bool, cert: Path | None = None, key: Path | None = None,
+                   ) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(pki.ca))
     if with_certificate:
-        context.load_cert_chain(pki.dfsp_cert, pki.dfsp_key)
+        context.load_cert_chain(cert or pki.dfsp_cert, key or pki.dfsp_key)
     return context
 
 
@@ -188,28 +149,159 @@ def test_a_dfsp_certificate_from_the_ca_gets_in(hub: Hub, pki: Pki) -> None:
     assert r.status_code == 200, r.text
 
 
-def test_callbacks_to_an_https_endpoint_present_the_hubs_certificate(hub: Hub, pki: Pki, tls_dfsp: _TlsDfsp) -> None:
-    hub.onboard(DFSP_CN)
-    for endpoint_type, value in for_base_url(f"{tls_dfsp.url}/{DFSP_CN}").items():
-        r = hub.admin.post(f"/participants/{DFSP_CN}/endpoints", json={"type": endpoint_type, "value": value})
-        assert r.status_code == 201, r.text
+@pytest.fixture(scope="module")
+def onboarded(hub: Hub, tls_dfsp: _TlsDfsp) -> Hub:
+    """DFSP_CN and ALIAS_DFSP on the hub, their callbacks at the https endpoint `tls_dfsp`."""
+    for name in (DFSP_CN, ALIAS_DFSP):
+        hub.onboard(name)
+        for endpoint_type, value in for_base_url(f"{tls_dfsp.url}/{name}").items():
+            r = hub.admin.post(f"/participants/{name}/endpoints", json={"type": endpoint_type, "value": value})
+            assert r.status_code == 201, r.text
+    return hub
+
+
+def received(tls_dfsp: _TlsDfsp, prefix: str) -> list[tuple[str, str, str | None]]:
+    with tls_dfsp.lock:
+        return [x for x in tls_dfsp.received if x[1].startswith(prefix)]
+
+
+def lookup(client: httpx.Client, hub: Hub, source: str, msisdn: str) -> httpx.Response:
+    return client.get(f"{hub.urls['fspiop']}/parties/MSISDN/{msisdn}", headers={
+        "accept": "application/vnd.interoperability.parties+json;version=1", "date": imf_date(),
+        "fspiop-source": source})
+
+
+def test_callbacks_to_an_https_endpoint_present_the_hubs_certificate(onboarded: Hub, pki: Pki,
+                                                                    tls_dfsp: _TlsDfsp) -> None:
     msisdn = new_msisdn()  # nobody's: the hub answers with an error callback
     with httpx.Client(verify=client_context(pki, with_certificate=True), timeout=10) as client:
-        r = client.get(f"{hub.urls['fspiop']}/parties/MSISDN/{msisdn}", headers={
-            "accept": "application/vnd.interoperability.parties+json;version=1", "date": imf_date(),
-            "fspiop-source": DFSP_CN})
+        r = lookup(client, onboarded, DFSP_CN, msisdn)
+    assert r.status_code == 202, r.text
+    path = f"/{DFSP_CN}/parties/MSISDN/{msisdn}/error"
+    (callback,) = wait_until(lambda: received(tls_dfsp, path), 15, what="the error callback over https")
+    assert callback == ("PUT", path, HUB_CN)
+
+
+def _prepare(client: httpx.Client, hub: Hub, source: str) -> httpx.Response:
+    from fspiop_dfsp import Transfer, dumps
+
+    transfer = Transfer(PAYER, PAYEE, amount="1")
+    media = "application/vnd.interoperability.transfers+json;version=1.1"
+    return client.post(f"{hub.urls['fspiop']}/transfers", content=dumps(transfer.body), headers={
+        "accept": media, "content-type": media, "date": imf_date(), "fspiop-source": source,
+        "fspiop-destination": PAYEE})
+
+
+def test_a_dfsp_certificate_sends_only_as_the_participant_it_names(onboarded: Hub, pki: Pki) -> None:
+    position = onboarded.account_value(PAYER, "POSITION")
+    with httpx.Client(verify=client_context(pki, with_certificate=True), timeout=10) as client:
+        assert lookup(client, onboarded, DFSP_CN, new_msisdn()).status_code == 202  # as itself: in
+        r = _prepare(client, onboarded, PAYER)  # the same connection, as another DFSP: refused
+    assert r.status_code == 400, r.text
+    assert error_code(r) == "3100", r.text
+    description = r.json()["errorInformation"]["errorDescription"]
+    assert f"FSPIOP-Source {PAYER} is not named by the client certificate (it names localhost, {DFSP_CN})" \
+        in description, description
+    assert onboarded.account_value(PAYER, "POSITION") == position  # nothing reserved
+
+
+def test_a_dns_subject_alt_name_names_a_participant_too(onboarded: Hub, pki: Pki) -> None:
+    context = client_context(pki, True, pki.alias_cert, pki.alias_key)  # CN "Alias Bank Ltd", DNS tlsalias
+    with httpx.Client(verify=context, timeout=10) as client:
+        assert lookup(client, onboarded, ALIAS_DFSP, new_msisdn()).status_code == 202
+        r = lookup(client, onboarded, DFSP_CN, new_msisdn())
+    assert r.status_code == 400 and error_code(r) == "3100", r.text
+
+
+def test_the_hubs_own_certificate_speaks_for_every_participant(onboarded: Hub, pki: Pki) -> None:
+    context = client_context(pki, True, pki.hub_cert, pki.hub_key)
+    with httpx.Client(verify=context, timeout=10) as client:
+        for source in (PAYER, DFSP_CN):
+            r = lookup(client, onboarded, source, new_msisdn())
+            assert r.status_code == 202, (source, r.text)
+        r = lookup(client, onboarded, "Hub", new_msisdn())  # but never as the Hub
+    assert r.status_code == 400 and error_code(r) == "3100", r.text
+
+
+def test_tls_any_source_turns_the_binding_off(hubs: HubLauncher, pki: Pki) -> None:
+    hub = hubs.start("--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key), "--tls-client-ca", str(pki.ca),
+                     "--tls-any-source")
+    with httpx.Client(verify=client_context(pki, with_certificate=True), timeout=10) as client:
+        r = lookup(client, hub, PAYER, new_msisdn())
     assert r.status_code == 202, r.text
 
-    def arrived() -> Any:
-        with tls_dfsp.lock:
-            return [x for x in tls_dfsp.received if x[1].startswith(f"/{DFSP_CN}/parties/MSISDN/{msisdn}/error")]
 
-    (callback,) = wait_until(arrived, 15, what="the error callback over https")
-    assert callback == ("PUT", f"/{DFSP_CN}/parties/MSISDN/{msisdn}/error", HUB_CN)
+# --------------------------------------------------------------------------- the tools
+
+
+def test_scenario_run_on_a_mutual_tls_hub_uses_the_hubs_certificate(onboarded: Hub, pki: Pki, run_cli: Any) -> None:
+    """The conformance pack: the engine's payer and the reference DFSP send FSPIOP to the hub
+    over mutual TLS with the certificate hub.json names (the hub's own)."""
+    assert onboarded.info["tls"] == {"cert": str(pki.hub_cert.resolve()), "key": str(pki.hub_key.resolve()),
+                                     "clientCa": str(pki.ca.resolve())}
+    r = run_cli("scenario", "run", "conformance", "--data-dir", str(onboarded.data_dir), timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "Scenario passed." in r.stdout, r.stdout[-3000:]
+
+
+def test_scenario_run_with_a_certificate_that_names_other_dfsps_is_refused(onboarded: Hub, pki: Pki,
+                                                                           run_cli: Any) -> None:
+    """Its own certificate instead of the hub's: the engine's DFSPs are not named by it."""
+    r = run_cli("scenario", "run", "conformance", "--data-dir", str(onboarded.data_dir), "--tls-cert",
+                str(pki.dfsp_cert), "--tls-key", str(pki.dfsp_key), "--tls-ca", str(pki.ca), timeout=120)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "is not named by the client certificate" in r.stdout, r.stdout[-3000:]
+
+
+def test_bench_reaches_a_mutual_tls_hub(onboarded: Hub, pki: Pki, run_cli: Any, tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "bench.json"
+    r = run_cli("bench", "--duration", "3", "--concurrency", "4", "--url", onboarded.urls["fspiop"],
+                "--admin-url", onboarded.urls["admin"], "--als-url", onboarded.urls["als_admin"],
+                "--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key), "--tls-ca", str(pki.ca),
+                "--json", str(out), timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["completed"] > 0 and result["errors"] == {}, result
+
+
+def test_miniloop_dfsp_answers_over_mutual_tls_with_its_own_certificate(onboarded: Hub, pki: Pki, tls_dfsp: _TlsDfsp,
+                                                                       cli_env: dict[str, str]) -> None:
+    msisdn = new_msisdn()
+    process = subprocess.Popen(
+        miniloop_cmd("dfsp", "--name", REF_DFSP, "--hub", onboarded.urls["fspiop"], "--port", "0", "--party",
+                     f"MSISDN/{msisdn}", "--tls-cert", str(pki.ref_cert), "--tls-key", str(pki.ref_key),
+                     "--tls-ca", str(pki.ca)),
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "reference DFSP tlsref listening on http://127.0.0.1:PORT ..."
+        found = re.search(r"listening on (http://\S+)", line)
+        assert found, line + (process.stderr.read() if process.poll() is not None and process.stderr else "")
+        onboarded.onboard(REF_DFSP)
+        for endpoint_type, value in for_base_url(found.group(1)).items():
+            r = onboarded.admin.post(f"/participants/{REF_DFSP}/endpoints", json={"type": endpoint_type, "value": value})
+            assert r.status_code == 201, r.text
+        media = "application/vnd.interoperability.participants+json;version=1.1"
+        with httpx.Client(verify=client_context(pki, True, pki.ref_cert, pki.ref_key), timeout=10) as client:
+            r = client.post(f"{onboarded.urls['fspiop']}/participants/MSISDN/{msisdn}",
+                            json={"fspId": REF_DFSP, "currency": "USD"}, headers={
+                                "accept": media, "content-type": media, "date": imf_date(), "fspiop-source": REF_DFSP})
+        assert r.status_code == 202, r.text
+        with httpx.Client(verify=client_context(pki, with_certificate=True), timeout=10) as client:
+            assert lookup(client, onboarded, DFSP_CN, msisdn).status_code == 202
+        # the hub asks tlsref; tlsref's PUT /parties reaches the hub over mutual TLS, which forwards it
+        path = f"/{DFSP_CN}/parties/MSISDN/{msisdn}"
+        (callback,) = wait_until(lambda: received(tls_dfsp, path), 15, what="the party, from the reference DFSP")
+        assert callback == ("PUT", path, HUB_CN)
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.mark.parametrize("case", ["missing cert", "not a certificate", "key without cert", "client ca alone",
-                                  "bad client ca", "env missing callback ca"])
+                                  "bad client ca", "env missing callback ca", "any source without client ca"])
 def test_bad_tls_files_are_one_line_and_exit_2(case: str, pki: Pki, run_cli: Any, tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
@@ -222,6 +314,8 @@ def test_bad_tls_files_are_one_line_and_exit_2(case: str, pki: Pki, run_cli: Any
         "bad client ca": (["--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key),
                            "--tls-client-ca", str(junk)], {}),
         "env missing callback ca": ([], {"MINILOOP_TLS_CALLBACK_CA": missing}),
+        "any source without client ca": (["--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key),
+                                          "--tls-any-source"], {}),
     }[case]
     result = run_cli("up", "--headless", "--data-dir", str(tmp_path / "data"), "--fspiop-port", "0",
                      "--admin-port", "0", "--settlement-port", "0", "--als-admin-port", "0", "--sim-port", "0",
@@ -229,3 +323,37 @@ def test_bad_tls_files_are_one_line_and_exit_2(case: str, pki: Pki, run_cli: Any
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("miniloop: ") and "--tls-" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(("command", "case"), [("scenario", "missing cert"), ("scenario", "bad ca"),
+                                               ("dfsp", "key without cert"), ("bench", "not a certificate")])
+def test_bad_tls_files_of_the_tools_are_one_line_and_exit_2(command: str, case: str, pki: Pki, run_cli: Any,
+                                                           tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    missing = str(tmp_path / "nope.pem")
+    args = {
+        "missing cert": ["--tls-cert", missing, "--tls-key", str(pki.dfsp_key)],
+        "not a certificate": ["--tls-cert", str(junk), "--tls-key", str(pki.dfsp_key)],
+        "key without cert": ["--tls-key", str(pki.dfsp_key)],
+        "bad ca": ["--tls-ca", str(junk)],
+    }[case]
+    data_dir = str(tmp_path / "data")  # no hub runs there: the files are checked before anything starts
+    before = {
+        "scenario": ["scenario", "run", "p2p", "--data-dir", data_dir],
+        "dfsp": ["dfsp", "--hub", "https://127.0.0.1:9", "--port", "0"],
+        "bench": ["bench", "--duration", "1", "--url", "https://127.0.0.1:9", "--admin-url", "http://127.0.0.1:9",
+                  "--als-url", "http://127.0.0.1:9"],
+    }[command]
+    result = run_cli(*before, *args, timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("miniloop: ") and "--tls-" in lines[0], result.stderr
+    assert "temporary demo hub" not in result.stdout
+
+
+def test_bench_tls_flags_go_with_url(run_cli: Any, pki: Pki) -> None:
+    r = run_cli("bench", "--tls-ca", str(pki.ca))
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "miniloop: bench: --tls-cert, --tls-key, --tls-ca and --admin-token go with --url "
+        "(the hub bench starts itself needs none)"), r.stderr

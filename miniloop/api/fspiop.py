@@ -37,6 +37,7 @@ from miniloop.services.quotes import Quotes
 from miniloop.services.requests import ENTITIES, Requests
 from miniloop.services.thirdparty import Thirdparty
 from miniloop.services.transfers import Transfers
+from miniloop.tls import SourceBinding
 
 _canonical = msgspec.json.Encoder()
 _generic = msgspec.json.Decoder()
@@ -54,6 +55,9 @@ class Services:
     # --verify-signatures: a request from a participant with a registered JWS key must carry a
     # valid FSPIOP-Signature (miniloop.fspiop.signature); participants without one are not checked
     verify_signatures: bool = False
+    # --tls-client-ca (miniloop.tls.SourceBinding): FSPIOP-Source must be named by the client
+    # certificate; None: not checked (plain http, or --tls-any-source)
+    source_binding: SourceBinding | None = None
 
 
 def body_hash(raw: bytes) -> str:
@@ -69,10 +73,13 @@ def body_hash(raw: bytes) -> str:
 
 
 async def inbound(request: Request, services: Services, resource: str, *, destination_required: bool = True) -> Inbound:
-    """The header checks, in order, then the registry check of FSPIOP-Source, then (with
-    --verify-signatures, for a source with a registered key) its FSPIOP-Signature."""
+    """The header checks, in order, then the registry check of FSPIOP-Source, then (mutual TLS)
+    that the client certificate names it, then (with --verify-signatures, for a source with a
+    registered key) its FSPIOP-Signature."""
     checked = headers.check(request.method, resource, request.headers, destination_required=destination_required)
     await services.directory.require_active(checked.source)
+    if services.source_binding is not None:
+        services.source_binding.check(request, checked.source)
     raw = request.body or b""
     if services.verify_signatures:
         key = await services.directory.public_key(checked.source)

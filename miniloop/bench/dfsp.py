@@ -82,6 +82,9 @@ class Plan:
     concurrency: int = 0  # closed loop: payments in flight (0 with a rate)
     rate: float = 0.0  # open loop: payments started per second
     chaos: bool = False  # the hub is killed under the load: keep a record (see the module's doc)
+    # an https hub (--url with --tls-cert/--tls-key/--tls-ca): the files, as text (a context
+    # cannot cross to the process); None each: not given
+    tls_files: tuple[str | None, str | None, str | None] | None = None
 
 
 def secret_for(name: str) -> bytes:
@@ -135,6 +138,13 @@ class Dfsp:
         self.secret = secret_for(plan.name)
         self.peer_secrets = {peer: secret_for(peer) for peer in plan.peers}
         self.hub: Client | None = None  # set by "go": the FSPIOP API the load goes to
+        self.ssl_context = None
+        if plan.tls_files is not None:  # checked by the controller already
+            from pathlib import Path
+
+            from miniloop.tls import tool_context
+
+            self.ssl_context = tool_context(*(Path(f) if f else None for f in plan.tls_files))
         self.end_at = float("inf")  # set by "go"; "end" brings it forward
         self.clock = _Clock(CHAOS_EXPIRY_S if plan.chaos else EXPIRY_S)
         self.waiting: dict[str, asyncio.Future[Any]] = {}
@@ -158,7 +168,7 @@ class Dfsp:
 
     def switch_hub(self, url: str) -> None:
         """The hub was restarted on another URL: send everything there from now on."""
-        old, self.hub = self.hub, Client(url, limit=CONNECTIONS)
+        old, self.hub = self.hub, Client(url, limit=CONNECTIONS, ssl_context=self.ssl_context)
         if old is not None:
             old.close()
 

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,12 @@ class Options:
     chaos: bool = False  # kill the hub under the load, restart it, check nothing was lost
     kills: int = 5
     seed: int | None = None
+    # with --url: the client certificate and CA for an https FSPIOP port (mutual TLS), and the
+    # admin token of a hub started with --admin-token
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    admin_token: str | None = None
 
     def load_text(self) -> str:
         return f"{self.rate:g}/s offered" if self.rate else f"{self.concurrency} in flight"
@@ -138,12 +145,28 @@ def _children(pid: int) -> list[int]:
 # ------------------------------------------------------------------------------ HTTP to the hub
 
 
+@dataclass
+class Access:
+    """How the controller reaches a hub given with --url: the SSL context for its https FSPIOP
+    port, and the admin token sent to its operators' ports (and only there)."""
+
+    ssl_context: ssl.SSLContext | None = None
+    operator_urls: tuple[str, ...] = ()
+    admin_token: str | None = None
+
+
+_access = Access()
+
+
 def _call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "content-type": "application/json", **(headers or {})})
+    headers = {"content-type": "application/json", **(headers or {})}
+    if _access.admin_token and _access.operator_urls and url.startswith(_access.operator_urls):
+        headers["authorization"] = f"Bearer {_access.admin_token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    context = _access.ssl_context if url.startswith("https://") else None
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             raw = response.read()
             return response.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as exc:
@@ -307,7 +330,8 @@ def start_dfsps(options: Options, flow: str, prefix: str) -> tuple[list[str], li
         peers = [n for n in names if n != name]
         plan = bench_dfsp.Plan(name=name, index=i, peers=peers, peer_indexes=[names.index(p) for p in peers],
                                flow=flow, concurrency=concurrency,
-                               rate=options.rate / options.dfsps if options.rate else 0.0, chaos=options.chaos)
+                               rate=options.rate / options.dfsps if options.rate else 0.0, chaos=options.chaos,
+                               tls_files=_tls_files(options) if options.url else None)
         ours, theirs = context.Pipe()
         process = context.Process(target=bench_dfsp.run, args=(plan, theirs), name=f"bench-{name}", daemon=True)
         process.start()
@@ -452,14 +476,18 @@ def bench(options: Options) -> int:
         from miniloop.bench.chaos import chaos
 
         return chaos(options)
+    remote = None
+    if options.url:
+        remote = _remote_urls(options)
+        _use_access(options, remote)
     workdir = Path(tempfile.mkdtemp(prefix="miniloop-bench-"))
     results: list[Result] = []
     process = None
     try:
         if options.baseline:
             results.append(run_baseline(options, workdir))
-        if options.url:
-            urls = _remote_urls(options)
+        if remote is not None:
+            urls = remote
             target = Target("miniloop", urls["fspiop"], _local_pid(urls["fspiop"]))
         else:
             target, urls, process = start_hub(workdir / "hub")
@@ -510,6 +538,20 @@ def _local_pid(url: str) -> int | None:
         except OSError:
             continue
     return None
+
+
+def _tls_files(options: Options) -> tuple[str | None, str | None, str | None] | None:
+    files = (options.tls_cert, options.tls_key, options.tls_ca)
+    return None if files == (None, None, None) else tuple(str(f) if f else None for f in files)  # type: ignore[return-value]
+
+
+def _use_access(options: Options, urls: dict[str, str]) -> None:
+    """--url: the TLS files (a bad one is one line, exit 2, before anything runs) and the token."""
+    from miniloop.tls import tool_context
+
+    global _access
+    _access = Access(tool_context(options.tls_cert, options.tls_key, options.tls_ca),
+                     (urls["admin"], urls["als_admin"]), options.admin_token)
 
 
 def _remote_urls(options: Options) -> dict[str, str]:

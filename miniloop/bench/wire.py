@@ -6,14 +6,17 @@ about as much CPU per transfer as the hub itself spends; these asyncio protocols
 benchmark needs: requests with a Content-Length body over kept-alive connections, answered in
 order, and a server that answers every callback at once with an empty 200 or 202.
 
-Not a general HTTP implementation: no chunked bodies, no pipelining, no TLS. The hub and the
-baseline forwarder never send those to a DFSP.
+Not a general HTTP implementation: no chunked bodies, no pipelining. The hub and the baseline
+forwarder never send those to a DFSP. The clients speak TLS to an https hub (`miniloop bench
+--url https://...`, with --tls-cert/--tls-key/--tls-ca: miniloop.tls.tool_context); the callback
+server is plain HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -93,10 +96,13 @@ class _ClientConnection(asyncio.Protocol):
 class Client:
     """A pool of kept-alive connections to one server (at most `limit` at a time)."""
 
-    def __init__(self, base_url: str, limit: int = 256) -> None:
+    def __init__(self, base_url: str, limit: int = 256, ssl_context: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
         self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
+        https = parts.scheme == "https"
+        self.port = parts.port or (443 if https else 80)
+        # https: the given context (a client certificate for mutual TLS), else the system's CAs
+        self._ssl = (ssl_context or ssl.create_default_context()) if https else None
         self.prefix = parts.path.rstrip("/").encode()
         self._host_header = f"host: {parts.netloc}\r\n".encode()
         self._idle: deque[_ClientConnection] = deque()
@@ -129,7 +135,8 @@ class Client:
                 return connection
         loop = asyncio.get_running_loop()
         _, protocol = await asyncio.wait_for(
-            loop.create_connection(_ClientConnection, self.host, self.port), CONNECT_TIMEOUT_S)
+            loop.create_connection(_ClientConnection, self.host, self.port, ssl=self._ssl,
+                                   server_hostname=self.host if self._ssl is not None else None), CONNECT_TIMEOUT_S)
         return protocol
 
     def close(self) -> None:

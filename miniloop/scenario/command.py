@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import ssl
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from miniloop import config
+from miniloop import config, tls
 from miniloop.errors import ConfigError
 from miniloop.scenario import loading
 from miniloop.scenario.engine import SetupError, run_scenario
@@ -43,12 +44,26 @@ def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
 
 def running_hub(data_dir: Path) -> dict[str, str] | None:
     """The URLs of the hub running on `data_dir`, if one is."""
+    info = running_hub_info(data_dir)
+    return None if info is None else info["urls"]
+
+
+def running_hub_info(data_dir: Path) -> dict[str, Any] | None:
+    """The hub.json of the hub running on `data_dir` (pid, urls, tls ...), if one is."""
     try:
         info = json.loads((data_dir / "hub.json").read_text())
         os.kill(int(info["pid"]), 0)
+        if not isinstance(info["urls"], dict):
+            return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return info["urls"]
+    return info
+
+
+def _hub_tls(args: Any, hub_tls: dict[str, Any] | None) -> ssl.SSLContext | None:
+    """The SSL context for the hub's FSPIOP port: --tls-cert/--tls-key/--tls-ca, else what the
+    hub's hub.json says (a local hub with TLS: its own certificate, as the simulated DFSPs)."""
+    return tls.tool_context(args.tls_cert, args.tls_key, args.tls_ca, hub_tls)
 
 
 async def run(args: Any, settings: config.Settings) -> int:
@@ -59,9 +74,11 @@ async def run(args: Any, settings: config.Settings) -> int:
             raise ConfigError(f"--dfsp {name}={url}: the URL must start with http:// or https://")
     loaded = loading.load(args.name, pairs(args.var, "--var"))
     progress = TerminalProgress(sys.stdout, verbose=args.verbose)
-    urls = running_hub(settings.data_dir)
-    if urls is not None:
-        return await _run_on(loaded, urls, progress, externals, args, settings.admin_token)
+    _hub_tls(args, None)  # bad --tls-* files: one line, before anything starts
+    info = running_hub_info(settings.data_dir)
+    if info is not None:
+        return await _run_on(loaded, info["urls"], progress, externals, args, settings.admin_token,
+                             _hub_tls(args, info.get("tls")))
     from miniloop.app import Hub
 
     with tempfile.TemporaryDirectory(prefix="miniloop-scenario-") as tmp:
@@ -70,15 +87,17 @@ async def run(args: Any, settings: config.Settings) -> int:
         hub = Hub(dataclasses.replace(settings, data_dir=Path(tmp), empty=False, hub_file=None, **ports))
         await hub.start()
         try:
-            return await _run_on(loaded, hub.urls, progress, externals, args)
+            return await _run_on(loaded, hub.urls, progress, externals, args, settings.admin_token,
+                                 _hub_tls(args, tls.runtime_info(hub.settings)))
         finally:
             await hub.stop()
 
 
 async def _run_on(loaded: loading.Loaded, urls: dict[str, str], progress: TerminalProgress,
-                  externals: dict[str, str], args: Any, admin_token: str | None = None) -> int:
+                  externals: dict[str, str], args: Any, admin_token: str | None = None,
+                  hub_ssl: ssl.SSLContext | None = None) -> int:
     try:
-        result = await run_scenario(loaded, urls, progress, externals, admin_token)
+        result = await run_scenario(loaded, urls, progress, externals, admin_token, hub_ssl)
     except SetupError as exc:
         raise ConfigError(f"scenario {loaded.name}: {exc}") from None
     if args.junit:
@@ -100,11 +119,14 @@ async def reference_dfsp(args: Any, settings: config.Settings) -> int:
     if args.fault not in FAULTS:
         raise ConfigError(f"--fault {args.fault}: choose one of {', '.join(FAULTS)}")
     hub_url = args.hub
+    hub_tls = None
+    _hub_tls(args, None)  # bad --tls-* files: one line, before anything starts
     if hub_url is None:
-        urls = running_hub(settings.data_dir)
-        if urls is None:
+        info = running_hub_info(settings.data_dir)
+        if info is None:
             raise ConfigError(f"no hub is running on {settings.data_dir}: start one, or give --hub URL")
-        hub_url = urls["fspiop"]
+        hub_url, hub_tls = info["urls"]["fspiop"], info.get("tls")
     extra: dict[str, Any] = {"parties": args.party} if args.party else {}
-    await serve(args.name, hub_url, currency=args.currency, fault=args.fault, host=args.host, port=args.port, **extra)
+    await serve(args.name, hub_url, currency=args.currency, fault=args.fault, host=args.host, port=args.port,
+                ssl_context=_hub_tls(args, hub_tls), **extra)
     return 0

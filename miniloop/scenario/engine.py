@@ -17,6 +17,7 @@ Nothing here prints: a `progress` object (miniloop.scenario.report.terminal) is 
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
 from datetime import datetime, timezone
@@ -51,13 +52,16 @@ class Run:
     """One run of one scenario against one hub."""
 
     def __init__(self, loaded: Loaded, urls: dict[str, str], progress: Progress,
-                 externals: dict[str, str] | None = None, admin_token: str | None = None) -> None:
+                 externals: dict[str, str] | None = None, admin_token: str | None = None,
+                 hub_ssl: ssl.SSLContext | None = None) -> None:
         self.scenario = loaded.scenario
         self.loaded = loaded
         self.urls = urls
         self.progress = progress
         self.wire = Wire(urls["fspiop"], urls.get("nats"))
         self.wire.use_admin_token(admin_token, urls)
+        self.wire.use_tls(hub_ssl)
+        self.hub_ssl = hub_ssl
         self.roles = _assign(loaded, externals or {})
         self.ctx = Context(vars=dict(self.scenario.vars), roles={r: p.name for r, p in self.roles.items()}, results={})
         self.result = RunResult(loaded.name, self.scenario.description, str(loaded.path), urls["fspiop"],
@@ -317,7 +321,8 @@ class Run:
 
                 parties = [self.text(p) for p in role.parties] or None
                 reference = ReferenceDfsp(participant.name, self.urls["fspiop"], currency=role.currency,
-                                          fault=role.fault or "none", **({"parties": parties} if parties else {}))
+                                          fault=role.fault or "none", ssl_context=self.hub_ssl,
+                                          **({"parties": parties} if parties else {}))
                 participant.url = await reference.start()
                 self._references.append(reference)
             if participant.played_by == "engine":
@@ -468,7 +473,9 @@ def _assign(loaded: Loaded, externals: dict[str, str]) -> dict[str, Participant]
 
 
 async def run_scenario(loaded: Loaded, urls: dict[str, str], progress: Progress,
-                       externals: dict[str, str] | None = None, admin_token: str | None = None) -> RunResult:
+                       externals: dict[str, str] | None = None, admin_token: str | None = None,
+                       hub_ssl: ssl.SSLContext | None = None) -> RunResult:
     """Run one scenario; SetupError or ScenarioError when it cannot start. `admin_token`: the
-    hub's --admin-token, if it has one."""
-    return await Run(loaded, urls, progress, externals, admin_token).execute()
+    hub's --admin-token, if it has one; `hub_ssl`: the SSL context for an https FSPIOP port
+    (miniloop.tls.tool_context: the client certificate for mutual TLS)."""
+    return await Run(loaded, urls, progress, externals, admin_token, hub_ssl).execute()

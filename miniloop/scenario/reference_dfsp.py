@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import re
+import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Coroutine, Mapping, Sequence
@@ -143,7 +144,9 @@ class ReferenceDfsp:
     """One reference DFSP: an aiohttp server for the hub's requests, a client for its callbacks."""
 
     def __init__(self, name: str, hub_url: str, *, parties: Sequence[str] = DEFAULT_PARTIES,
-                 currency: str = "USD", fault: str = "none", host: str = "127.0.0.1", port: int = 0) -> None:
+                 currency: str = "USD", fault: str = "none", host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context`: for an https hub (miniloop.tls.tool_context: its client certificate)."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
         if any(p.count("/") != 1 or not all(p.split("/")) for p in parties):
@@ -151,6 +154,7 @@ class ReferenceDfsp:
         ilp.currency_exponent(currency)  # IlpError (a ValueError) for a currency no packet can carry
         self.name, self.hub_url, self.currency, self.fault = name, hub_url.rstrip("/"), currency, fault
         self.parties, self.host, self.port = frozenset(parties), host, port
+        self.ssl_context = ssl_context
         self.secret = secret_for(name)
         self.received: deque[Seen] = deque(maxlen=LOG_MAX)  # for debugging and tests
         self.sent: deque[Sent] = deque(maxlen=LOG_MAX)
@@ -172,7 +176,8 @@ class ReferenceDfsp:
     async def start(self) -> str:
         """Listen on (host, port); return the base URL to register for every callback type."""
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S), skip_auto_headers=("Accept",))
+            timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S), skip_auto_headers=("Accept",),
+            connector=aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True))
         app = web.Application(client_max_size=BODY_MAX)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -400,9 +405,11 @@ def _remember(store: OrderedDict[str, Any], key: str, value: Any, limit: int) ->
 
 
 async def serve(name: str, hub_url: str, *, parties: Sequence[str] = DEFAULT_PARTIES, currency: str = "USD",
-                fault: str = "none", host: str = "127.0.0.1", port: int = 0) -> None:
+                fault: str = "none", host: str = "127.0.0.1", port: int = 0,
+                ssl_context: ssl.SSLContext | None = None) -> None:
     """Run a reference DFSP until cancelled (Ctrl-C), then stop it."""
-    dfsp = ReferenceDfsp(name, hub_url, parties=parties, currency=currency, fault=fault, host=host, port=port)
+    dfsp = ReferenceDfsp(name, hub_url, parties=parties, currency=currency, fault=fault, host=host, port=port,
+                         ssl_context=ssl_context)
     url = await dfsp.start()
     print(f"reference DFSP {name} listening on {url} (fault: {fault})", flush=True)
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,12 +82,19 @@ class Wire:
         self._nats: Any = None
         self._operator_urls: tuple[str, ...] = ()  # the hub's Admin, Settlement, ALS admin APIs
         self._operator_headers: dict[str, str] = {}
+        self._hub_ssl: ssl.SSLContext | bool = True  # the FSPIOP port's: True is aiohttp's default
 
     def use_admin_token(self, token: str | None, urls: dict[str, str]) -> None:
         """Send `token` (the hub's --admin-token) with calls to its operators' APIs, and only there."""
         if token:
             self._operator_urls = tuple(urls[n] for n in ("admin", "settlement", "als_admin") if urls.get(n))
             self._operator_headers = {"authorization": f"Bearer {token}"}
+
+    def use_tls(self, context: ssl.SSLContext | None) -> None:
+        """Call the hub's https FSPIOP port with `context` (its client certificate for mutual TLS),
+        and only that port: a DFSP under test is called as before."""
+        if context is not None:
+            self._hub_ssl = context
 
     # ---------------------------------------------------------------- life cycle
 
@@ -240,8 +248,9 @@ class Wire:
     async def call(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int | None, Any]:
         """One HTTP call: (status, decoded body); status None when the server cannot be reached."""
         assert self._http is not None
+        ssl_context = self._hub_ssl if url.startswith(self.fspiop_url + "/") else True
         try:
-            async with self._http.request(method, url, data=data, headers=headers) as answer:
+            async with self._http.request(method, url, data=data, headers=headers, ssl=ssl_context) as answer:
                 return answer.status, _decode(await answer.content.read(BODY_MAX_BYTES))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{url} could not be reached: {exc or type(exc).__name__}"
