@@ -204,8 +204,10 @@ class NewSettlementModel(_Admin, forbid_unknown_fields=True):
 
 
 class JwsKey(_Admin):
-    public_key: Annotated[str, Meta(description="an RSA public key of at least 2048 bits, PEM "
-                                                "(-----BEGIN PUBLIC KEY-----)", min_length=1)]
+    public_key: Annotated[str, Meta(description="an RSA public key of at least 2048 bits, PEM: the key "
+                                                "(-----BEGIN PUBLIC KEY-----) or an X.509 certificate "
+                                                "holding it (-----BEGIN CERTIFICATE-----), whose public "
+                                                "key is stored", min_length=1)]
 
 
 class NewLedgerAccountType(_Admin):
