@@ -52,7 +52,7 @@ from mobile_sim import bodies, payee
 from mobile_sim.dfsp import BooksError, Customer, SimDfsp
 from mobile_sim.payee import QUOTE_VALID_S, TransferRefused, check_transfer, parties_path, quote_answer
 from mobile_sim.pricing import QuoteRefused, text
-from mobile_sim.send import order_amount
+from mobile_sim.send import order_amount, usable_id
 
 if TYPE_CHECKING:
     from mobile_sim.sim import Incoming, Simulator
@@ -80,10 +80,6 @@ PAY_FIELDS = ("from", "fromIdType", "payments", "currency", "reference", "timeou
 GENERATE_FIELDS = ("count", "prefix", "namePrefix", "balance", "timeoutSeconds")
 STATUS = {"COMPLETED": 200, "PARTIAL": 200, "FAILED": 502, "TIMED_OUT": 504}
 _NAME = re.compile(r"^[\w .,'-]{1,100}$")
-
-
-def _usable_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 128 and "/" not in value
 
 
 def _error_info(body: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -160,7 +156,7 @@ def quote_result(dfsp: SimDfsp, payer: Any, individual: Any, expiration: str) ->
     The individual quote is priced as the single POST /quotes made of it and the bulk's payer
     would be, and remembered the same way (its transfer pays out as a single one would).
     """
-    if not isinstance(individual, dict) or not _usable_id(individual.get("quoteId")):
+    if not isinstance(individual, dict) or not usable_id(individual.get("quoteId")):
         return None
     quote_id: str = individual["quoteId"]
     request = {k: individual[k] for k in INDIVIDUAL_QUOTE_FIELDS if k in individual}
@@ -197,7 +193,7 @@ def bulk_quote_answer(dfsp: SimDfsp, request: dict[str, Any]) -> dict[str, Any]:
 async def answer_bulk_quote(sim: Simulator, message: Incoming) -> None:
     dfsp, request = message.dfsp, message.body or {}
     bulk_id = request.get("bulkQuoteId")
-    if not _usable_id(bulk_id):
+    if not usable_id(bulk_id):
         log.warning("%s: dropped POST /bulkQuotes without a usable bulkQuoteId", dfsp.name)
         return
     quotes = request.get("individualQuotes")
@@ -218,7 +214,7 @@ def transfer_results(dfsp: SimDfsp, bulk: dict[str, Any]) -> tuple[list[dict[str
     credited: list[str] = []
     payer_fsp = bulk.get("payerFsp")
     for item in bulk["individualTransfers"]:
-        if not isinstance(item, dict) or not _usable_id(item.get("transferId")):
+        if not isinstance(item, dict) or not usable_id(item.get("transferId")):
             continue
         transfer_id: str = item["transferId"]
         if dfsp.books.entry(transfer_id, "in") is not None:
@@ -244,7 +240,7 @@ def transfer_results(dfsp: SimDfsp, bulk: dict[str, Any]) -> tuple[list[dict[str
 async def answer_bulk_transfer(sim: Simulator, message: Incoming) -> None:
     dfsp, bulk = message.dfsp, message.body or {}
     bulk_id = bulk.get("bulkTransferId")
-    if not _usable_id(bulk_id):
+    if not usable_id(bulk_id):
         log.warning("%s: dropped POST /bulkTransfers without a usable bulkTransferId", dfsp.name)
         return
     path = f"/bulkTransfers/{bulk_id}"
@@ -367,7 +363,7 @@ def parse_pay(dfsp: SimDfsp, body: dict[str, Any]) -> PayOrder:
     if from_type is not None and from_type not in PARTY_ID_TYPES:
         raise _bad(f"fromIdType must be one of {', '.join(PARTY_ID_TYPES)}")
     payer_id = body.get("from")
-    customer = dfsp.books.find(payer_id, from_type) if _usable_id(payer_id) else None
+    customer = dfsp.books.find(payer_id, from_type) if usable_id(payer_id) else None
     if customer is None:
         raise _bad(f"from: {payer_id} is not a customer of {dfsp.name}")
     currency = body.get("currency", dfsp.currency)
@@ -386,7 +382,7 @@ def parse_pay(dfsp: SimDfsp, body: dict[str, Any]) -> PayOrder:
             raise _bad(f'{where} must be {{"to": "TYPE/ID", "amount": "12.5"}}')
         to = item["to"]
         id_type, _, party_id = to.partition("/") if isinstance(to, str) else ("", "", "")
-        if id_type not in PARTY_ID_TYPES or not _usable_id(party_id) or party_id != party_id.strip():
+        if id_type not in PARTY_ID_TYPES or not usable_id(party_id) or party_id != party_id.strip():
             raise _bad(f"{where}.to must be TYPE/ID with a party id type, such as MSISDN/27711000001")
         payments.append(Payment(index, id_type, party_id, order_amount(item["amount"], currency, f"{where}.amount")))
     order = PayOrder(customer, payments, currency, reference, _timeout(body, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S))

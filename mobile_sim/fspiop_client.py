@@ -97,7 +97,8 @@ class SwitchClient:
                     return Answer(response.status, headers=headers)
                 raw = await response.content.read(ANSWER_MAX_BYTES)
                 return Answer(response.status, _error_body(raw, response.status), headers)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:  # ValueError: a path aiohttp
+            # will not send (a control character from an id the hub passed on, such as %08 in a path)
             log.warning("%s %s to the switch failed: %s", method, path, exc or type(exc).__name__)
             return Answer(0, _communication_error(f"{method} {path} failed: {exc or type(exc).__name__}"), headers)
 

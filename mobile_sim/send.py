@@ -100,9 +100,16 @@ def _bad(detail: str) -> FspiopError:
     return FspiopError("3100", detail)
 
 
+def usable_id(value: Any) -> bool:
+    """An id that can name a party in an FSPIOP path: 1 to 128 printable characters (an HTTP
+    request line cannot carry control characters), no '/', no surrounding spaces."""
+    return (isinstance(value, str) and 1 <= len(value) <= 128 and "/" not in value and value == value.strip()
+            and value.isprintable())
+
+
 def _identifier(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 128 or "/" in value or value != value.strip():
-        raise _bad(f"{field} must be 1 to 128 characters, without '/' or surrounding spaces")
+    if not usable_id(value):
+        raise _bad(f"{field} must be 1 to 128 printable characters, without '/' or surrounding spaces")
     return value
 
 
