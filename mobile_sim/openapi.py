@@ -339,6 +339,8 @@ def sim_api(app: Sanic) -> Api:
         return ["application/json"]
 
     def success(method: str, path: str, handler: Any) -> tuple[int, dict[str, Any]] | None:
+        if (method, path) == ("POST", "/{dfsp}/customers"):
+            return 201, {"description": "joined: the new customer", "content": JSON}
         if _is_fspiop(handler):
             status = 202 if method in ("GET", "POST", "DELETE") else 200
             return status, {"description": "taken: the answer comes as a callback to the hub"}
@@ -400,6 +402,8 @@ def wallet_api(app: Sanic) -> Api:
                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}
         if path == "/api/sim/{path}":
             return 200, {"description": "as the sim port answered", "content": JSON}
+        if path == "/api/join":
+            return 201, {"description": "joined: the new customer (the sim's POST /{dfsp}/customers)", "content": JSON}
         return None
 
     def more_answers(method: str, path: str) -> dict[str, dict[str, Any]]:

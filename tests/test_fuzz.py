@@ -27,6 +27,7 @@ import os
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -55,15 +56,23 @@ def _root(hub: Any, name: str) -> str:
     return hub.urls[name].removesuffix("/v2")
 
 
-def answer_problem(response: Any, described: set[str] = frozenset()) -> str | None:
+def answer_problem(response: Any, described: set[str] = frozenset(), *, html_refusals: bool = False,
+                   codes: dict[int, set[str]] = STATUS_CODES) -> str | None:
     """What is wrong with an answer, or None. `described`: the statuses the operation's
-    description names (a 501 is right where the description says the hub does not serve it)."""
+    description names (a 501 is right where the description says the hub does not serve it; a
+    502 or 504 where it says a driving call's flow answers so, with a body saying what happened).
+    `html_refusals`: the description's 4XX include a page for people (the sim's login page).
+    `codes`: the error codes each status may carry (STATUS_CODES; 400 any other client error)."""
     status = response.status_code
     if status == 501 and "501" in described and _outcome(response) == "501 2002":
         return None
+    if status in (502, 504) and str(status) in described and _flow_body(response):
+        return None
     if status >= 500:
-        return f"answered {status}"
+        return f"answered {status}: {response.text[:300]!r}"
     if status < 400:
+        return None
+    if html_refusals and _content_type(response).startswith("text/html"):
         return None
     try:
         body = response.json()
@@ -73,7 +82,7 @@ def answer_problem(response: Any, described: set[str] = frozenset()) -> str | No
         return f"answered {status} without an FSPIOP error body: {response.text[:200]!r}"
     if set(body) != {"errorInformation"} or not isinstance(code, str) or not isinstance(description, str):
         return f"answered {status} with a malformed error body: {body!r}"
-    expected = STATUS_CODES.get(status)
+    expected = codes.get(status)
     if expected is not None and code not in expected:
         return f"answered {status} with code {code}, expected {sorted(expected)}"
     if expected is None and (not code.startswith("3") or code in ("3001", "3002")):
@@ -104,6 +113,21 @@ class Positions:
         return last
 
 
+def _content_type(response: Any) -> str:
+    """The answer's Content-Type: schemathesis' answers keep headers as lists under lower-case names."""
+    value = response.headers.get("content-type") or response.headers.get("Content-Type") or ""
+    return value[0] if isinstance(value, list) else value
+
+
+def _flow_body(response: Any) -> bool:
+    """A driving call's answer about its flow: a JSON object with its state, error or error body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and bool({"state", "error", "errorInformation"} & set(body))
+
+
 def _moves_money(method: str, path: str) -> bool:
     return method in ("POST", "PUT") and path.startswith(("/transfers", "/bulkTransfers"))
 
@@ -117,9 +141,15 @@ def _breakable(operation: dict[str, Any]) -> bool:
 
 
 def fuzz(hub: Any, name: str, part: int = 0, parts: int = 1,
-         outcomes: Counter[str] | None = None) -> tuple[Counter[str], list[str]]:
+         outcomes: Counter[str] | None = None, *, skip: tuple[str, ...] = ("/metrics",),
+         adjust: Callable[[Any, Any, Any], None] | None = None,
+         after: Callable[[Any], None] | None = None,
+         codes: dict[int, set[str]] = STATUS_CODES) -> tuple[Counter[str], list[str]]:
     """Fuzz every operation of one API (or one of its `parts`); (requests per operation, problems).
-    `outcomes` counts the answers by status and error code."""
+    `outcomes` counts the answers by status and error code. `skip`: paths not fuzzed (/metrics is
+    the Prometheus text, nothing to check). `adjust(case, data, mode)` changes a case before it is
+    sent (`data` draws more), `after(case)` runs once it was answered, `codes` as answer_problem's
+    (tests/test_fuzz_sim.py)."""
     outcomes = Counter() if outcomes is None else outcomes
     base = _root(hub, name)
     schema = schemathesis.openapi.from_url(base + "/openapi.json")
@@ -133,10 +163,11 @@ def fuzz(hub: Any, name: str, part: int = 0, parts: int = 1,
     described = session.get(base + "/openapi.json", timeout=TIMEOUT_S).json()["paths"]
     for operation in operations:
         label = f"{operation.method.upper()} {operation.path}"
-        if operation.path in ("/metrics",):
-            continue  # the Prometheus text; nothing to check
+        if operation.path in skip:
+            continue
         moves_money = fspiop and _moves_money(operation.method.upper(), operation.path)
         description = described[operation.path][operation.method.lower()]
+        html_refusals = "text/html" in description["responses"].get("4XX", {}).get("content", {})
         modes = [GenerationMode.POSITIVE]
         if _breakable(description):
             modes.append(GenerationMode.NEGATIVE)
@@ -152,11 +183,19 @@ def fuzz(hub: Any, name: str, part: int = 0, parts: int = 1,
                             case.headers[header] = data.draw(st.sampled_from((case.headers[header],) + DFSPS))
                     if "Date" in case.headers and data.draw(st.integers(0, 3)):
                         case.headers["Date"] = formatdate(usegmt=True)
+                if adjust is not None:
+                    adjust(case, data, mode)
                 before = positions.read() if moves_money else None
-                response = case.call(base_url=base, session=session, timeout=TIMEOUT_S, headers=_accept(case))
+                try:
+                    response = case.call(base_url=base, session=session, timeout=TIMEOUT_S, headers=_accept(case),
+                                         allow_redirects=False)
+                finally:
+                    if after is not None:
+                        after(case)
                 tried[label] += 1
                 outcomes[_outcome(response)] += 1
-                problem = answer_problem(response, set(description["responses"]))
+                problem = answer_problem(response, set(description["responses"]), html_refusals=html_refusals,
+                                         codes=codes)
                 if problem is None and before is not None and response.status_code >= 400:
                     if positions.read() != before:  # moved: by this request, or by an earlier one?
                         settled = positions.quiet()
