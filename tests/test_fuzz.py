@@ -18,7 +18,8 @@ and after each API's run, `miniloop ledger check` finds the books consistent.
 On the FSPIOP API, the FSPIOP-Source and FSPIOP-Destination headers are often swapped for the
 demo hub's DFSPs, and the Date mostly for the present, so that requests get past the header checks and
 reach the body rules. A longer run by hand: `MINILOOP_FUZZ_EXAMPLES=500 pytest tests/test_fuzz.py`
-(docs/reliability.md, "Bad input").
+(docs/reliability.md, "Bad input"). The sim and wallet ports are fuzzed with the same `fuzz()`
+(tests/test_fuzz_sim.py), which is why it takes a few hooks.
 """
 
 from __future__ import annotations
