@@ -1,4 +1,4 @@
-"""Fuzzing the FSPIOP, Admin and Settlement APIs of a demo hub with schemathesis, driven by our own
+"""Fuzzing the FSPIOP, Admin, Settlement and ALS admin APIs of a demo hub with schemathesis, driven by our own
 descriptions (GET /openapi.json, miniloop.api.openapi).
 
 For every operation, schemathesis makes requests that fit the description (positive) and
@@ -9,7 +9,7 @@ Every answer must be:
 - never a 5xx (but 501 2002 where the description says the hub does not serve the route);
 - a 4xx only with the FSPIOP error body `{"errorInformation": {"errorCode", "errorDescription"}}`,
   whose code is of the client-error family (3xxx) and matches the status (404 3002, 405 3000,
-  406 3001, 413 3104, 400 any other 3xxx);
+  406 3001, 413 3104, 400 any other 3xxx; the Oracle API's 404 may be 3204, party not found);
 - on the FSPIOP API, a request refused synchronously leaves the ledger as it was (the positions of
   every DFSP, read through the Admin API before and after);
 
@@ -237,15 +237,19 @@ def ledger_check(hub: Any) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=hub.env, timeout=120)
 
 
+# the Oracle API (under /oracle on the ALS admin port) answers a lookup of a party nobody serves
+# with 404 and 3204 "Party not found"
+ALS_ADMIN_CODES = {**STATUS_CODES, 404: {"3002", "3204"}}
 FSPIOP_PARTS = 3  # the FSPIOP API has most operations: in parts, so that xdist can share them out
 
 
 @pytest.mark.parametrize(("name", "part", "parts"), [
-    *(("fspiop", part, FSPIOP_PARTS) for part in range(FSPIOP_PARTS)), ("admin", 0, 1), ("settlement", 0, 1)])
+    *(("fspiop", part, FSPIOP_PARTS) for part in range(FSPIOP_PARTS)), ("admin", 0, 1), ("settlement", 0, 1),
+    ("als_admin", 0, 1)])
 def test_fuzz(hub: Any, name: str, part: int, parts: int) -> None:
     started = time.monotonic()
     outcomes: Counter[str] = Counter()
-    tried, problems = fuzz(hub, name, part, parts, outcomes)
+    tried, problems = fuzz(hub, name, part, parts, outcomes, codes=ALS_ADMIN_CODES if name == "als_admin" else STATUS_CODES)
     total = sum(tried.values())
     summary = (f"{name} {part + 1}/{parts}: {total} requests over {len(tried)} operations "
                f"in {time.monotonic() - started:.1f} s, {len(problems)} problems")
@@ -255,6 +259,6 @@ def test_fuzz(hub: Any, name: str, part: int, parts: int) -> None:
             out.write(summary + "\n  answers: " + ", ".join(f"{k}: {v}" for k, v in outcomes.most_common()) + "\n"
                       + "".join(f"  {p}\n" for p in problems))
     assert not problems, "\n\n".join(problems)
-    assert len(tried) >= {"fspiop": 70, "admin": 20, "settlement": 14}[name] // parts
+    assert len(tried) >= {"fspiop": 70, "admin": 20, "settlement": 14, "als_admin": 20}[name] // parts
     checked = ledger_check(hub)
     assert checked.returncode == 0, checked.stdout + checked.stderr
