@@ -53,6 +53,7 @@ from miniloop.services.requests import Requests
 from miniloop.services.thirdparty import THIRDPARTY_PARTY_TYPES, Thirdparty
 from miniloop.services.transfers import Transfers
 from mobile_sim import sim_app
+from mobile_sim.dfsp import simulated
 from mobile_sim.openapi import apis as openapi_apis
 from mobile_sim.web import wallet_app
 from miniloop.services.settlement_windows import SettlementWindows
@@ -106,7 +107,8 @@ class Hub:
         self.metrics = HubMetrics()
         self.metrics.watch(self)
         hub = None if settings.empty else hubfile.load(settings.hub_file)  # a bad file fails first
-        tls_contexts = tls.contexts(settings)  # bad TLS files fail before anything starts
+        # bad TLS files fail before anything starts; so does a client CA the simulated DFSPs cannot pass
+        tls_contexts = tls.contexts(settings, simulated_dfsps=bool(simulated(hub)))
         hosts, self.operator_notice = bind_hosts(settings)
         self._sockets = {name: _bind(hosts[name], port, name) for name, port in settings.ports().items()}
         data_dir = self._prepare_data_dir(settings.data_dir)

@@ -46,8 +46,12 @@ def _check_file(flag: str, path: Path) -> None:
         raise StartupError(f"{flag} {path} cannot be read: {exc.strerror or exc}") from None
 
 
-def contexts(settings: Settings) -> TlsContexts:
-    """The SSL contexts the settings ask for; a missing, unreadable or bad file is a StartupError."""
+def contexts(settings: Settings, simulated_dfsps: bool = False) -> TlsContexts:
+    """The SSL contexts the settings ask for; a missing, unreadable or bad file is a StartupError.
+
+    `simulated_dfsps`: the hub hosts simulated DFSPs, which present the hub's certificate to its
+    FSPIOP port; with --tls-client-ca that port must accept it, else every simulated payment would
+    fail in the TLS handshake, long after a start that looked fine: a StartupError now instead."""
     cert, key = settings.tls_cert, settings.tls_key
     client_ca, callback_ca = settings.tls_client_ca, settings.tls_callback_ca
     if (cert is None) != (key is None):
@@ -71,6 +75,12 @@ def contexts(settings: Settings) -> TlsContexts:
             if not settings.tls_any_source:
                 binding = SourceBinding(_first_certificate(cert))
         simulator = _hub_client_context(cert, key, client_ca)
+        if client_ca is not None and simulated_dfsps:
+            refused = handshake_refusal(server, simulator)
+            if refused is not None:
+                raise StartupError(f"--tls-client-ca {client_ca} does not accept --tls-cert {cert}, which the simulated "
+                                   f"DFSPs present to the FSPIOP port ({refused}): issue the hub's certificate "
+                                   "from that CA, or start with --empty")
 
     callbacks = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if callback_ca is not None:
@@ -78,6 +88,34 @@ def contexts(settings: Settings) -> TlsContexts:
     if cert is not None and key is not None:
         _load_chain(callbacks, cert, key)
     return TlsContexts(server, callbacks, simulator, binding)
+
+
+def handshake_refusal(server: ssl.SSLContext, client: ssl.SSLContext) -> str | None:
+    """Why a TLS handshake between the two contexts fails, or None when it succeeds: the real
+    handshake, in memory, so that it checks exactly what a connection to the port would."""
+    server_in, server_out, client_in, client_out = (ssl.MemoryBIO() for _ in range(4))
+    server_side = server.wrap_bio(server_in, server_out, server_side=True)
+    client_side = client.wrap_bio(client_in, client_out)
+    done: set[str] = set()
+    for _ in range(8):  # TLS 1.3 takes two round trips; a few more for TLS 1.2
+        for name, side, out, peer_in in (("client", client_side, client_out, server_in),
+                                         ("server", server_side, server_out, client_in)):
+            try:
+                side.do_handshake()
+                done.add(name)
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError as exc:
+                return _reason(exc)
+            peer_in.write(out.read())
+        if len(done) == 2:
+            try:  # TLS 1.3: the server checks the client's certificate after the client is done
+                server_side.read(1)
+            except ssl.SSLWantReadError:
+                return None
+            except ssl.SSLError as exc:
+                return _reason(exc)
+    return "the handshake did not finish"
 
 
 def _hub_client_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:

@@ -301,11 +301,14 @@ def test_miniloop_dfsp_answers_over_mutual_tls_with_its_own_certificate(onboarde
 
 
 @pytest.mark.parametrize("case", ["missing cert", "not a certificate", "key without cert", "client ca alone",
-                                  "bad client ca", "env missing callback ca", "any source without client ca"])
+                                  "bad client ca", "env missing callback ca", "any source without client ca",
+                                  "client ca refusing the hub's certificate"])
 def test_bad_tls_files_are_one_line_and_exit_2(case: str, pki: Pki, run_cli: Any, tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     missing = str(tmp_path / "nope.pem")
+    (tmp_path / "other").mkdir()
+    other_ca = Ca.make(tmp_path / "other", "another CA").path
     args, env = {
         "missing cert": (["--tls-cert", missing, "--tls-key", str(pki.hub_key)], {}),
         "not a certificate": (["--tls-cert", str(junk), "--tls-key", str(pki.hub_key)], {}),
@@ -316,6 +319,9 @@ def test_bad_tls_files_are_one_line_and_exit_2(case: str, pki: Pki, run_cli: Any
         "env missing callback ca": ([], {"MINILOOP_TLS_CALLBACK_CA": missing}),
         "any source without client ca": (["--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key),
                                           "--tls-any-source"], {}),
+        # the simulated DFSPs present the hub's certificate: they would never get in
+        "client ca refusing the hub's certificate": (["--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key),
+                                                      "--tls-client-ca", str(other_ca)], {}),
     }[case]
     result = run_cli("up", "--headless", "--data-dir", str(tmp_path / "data"), "--fspiop-port", "0",
                      "--admin-port", "0", "--settlement-port", "0", "--als-admin-port", "0", "--sim-port", "0",
@@ -323,6 +329,14 @@ def test_bad_tls_files_are_one_line_and_exit_2(case: str, pki: Pki, run_cli: Any
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("miniloop: ") and "--tls-" in lines[0], result.stderr
+
+
+def test_a_hub_without_simulated_dfsps_may_use_a_client_ca_that_refuses_its_certificate(
+        hubs: HubLauncher, pki: Pki, tmp_path: Path) -> None:
+    other_ca = Ca.make(tmp_path, "another CA").path
+    hub = hubs.start("--tls-cert", str(pki.hub_cert), "--tls-key", str(pki.hub_key), "--tls-client-ca", str(other_ca),
+                     empty=True)
+    assert hub.info["tls"]["clientCa"] == str(other_ca.resolve())
 
 
 @pytest.mark.parametrize(("command", "case"), [("scenario", "missing cert"), ("scenario", "bad ca"),
