@@ -414,6 +414,7 @@ def wallet_api(app: Sanic) -> Api:
         description="The wallet page, its files and the JSON API it is written against (docs/wallet.md).",
         bodies={("POST", "/api/join"): WalletJoin, ("POST", "/api/sim/{path}"): DrivingBody,
                 ("PUT", "/api/sim/{path}"): DrivingBody},
+        optional_bodies=frozenset({("POST", "/api/join")}),
         path_schema=path_schema, success=success, more_answers=more_answers,
     )
 

@@ -50,6 +50,8 @@ class Api:
     parameters: Callable[[str, str, Any], list[dict[str, Any]]] = lambda method, path, handler: []
     # (method, path template) -> the body's Struct when the handler does not decode one itself
     bodies: dict[tuple[str, str], type] = field(default_factory=dict)
+    # (method, path template) of the operations whose body may be left out altogether
+    optional_bodies: frozenset[tuple[str, str]] = frozenset()
     # the media type of request bodies of an operation (FSPIOP's are versioned per resource)
     body_media: Callable[[str, str], list[str]] = lambda method, path: ["application/json"]
     # True: success answers have no body (FSPIOP's 200/202); False: a JSON body
@@ -143,7 +145,7 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
     if model is not None and method not in _NO_BODY:
         schema = {"$ref": REF.format(name=model.__name__)}
         operation["requestBody"] = {
-            "required": True,
+            "required": (method, path) not in api.optional_bodies,
             "content": {media: {"schema": schema} for media in api.body_media(method, path)},
         }
     status, answer = api.success(method, path, handler) or _success(api, path, method, handler)
