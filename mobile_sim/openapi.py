@@ -14,6 +14,9 @@ What the routes cannot say about themselves is added here:
 - wallet port: the page (HTML), its files, the event stream, and the proxy to the sim port.
 - Path parameters `{dfsp}` and `{name}` are enums of the simulated DFSPs and PISPs the app has;
   `/static/{name}` an enum of the page's files.
+- Summaries: the FSPIOP endpoints' say what a simulated DFSP receives, from the FSPIOP table of
+  miniloop.api.openapi_apis (`fspiop_summary`); the driving API's and the wallet port's are the
+  tables below (docs/simulator.md, docs/wallet.md).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from msgspec import Meta
 from sanic import Sanic
 
 from miniloop.api.openapi import Api
-from miniloop.api.openapi_apis import fspiop_body_media
+from miniloop.api.openapi_apis import fspiop_body_media, fspiop_summary
 from miniloop.fspiop.models import Currency
 from miniloop.services.oracles import PARTY_ID_TYPES
 from mobile_sim import bulk, faults, join, payer, pisp, send, thirdparty, usecases
@@ -279,6 +282,85 @@ FLOW_ANSWERS = {
 }
 
 
+# --------------------------------------------------------------------------- the summaries
+
+# the driving API, one line per operation (docs/simulator.md); the simulated DFSPs' FSPIOP endpoints
+# have theirs from their resource and path shape (miniloop.api.openapi_apis.fspiop_summary)
+_DRIVING_SUMMARIES: dict[tuple[str, str], str] = {
+    ("GET", "/dfsps"): "The simulated DFSPs: their currency, customers and fee rule",
+    ("GET", "/pisps"): "The simulated PISPs, and how many links each keeps",
+    ("POST", "/{dfsp}/send"): "A customer of the DFSP pays someone: lookup, quote and transfer through the hub "
+                              "(P2P, merchant payment, cash-in, cash-out or refund)",
+    ("GET", "/{dfsp}/send/{transfer_id}"): "A payment (a /send or /payQr) as it is now",
+    ("PUT", "/{dfsp}/send/{transfer_id}"): "The customer accepts or refuses the payee or the quote a paused "
+                                           "payment waits at (confirm)",
+    ("POST", "/{dfsp}/requestToPay"): "A merchant, agent or ATM of the DFSP asks a customer at another DFSP to pay "
+                                      "it (payee-initiated, with an OTP)",
+    ("GET", "/{dfsp}/requestToPay/{request_id}"): "A request to pay as it is now",
+    ("PUT", "/{dfsp}/requestToPay/{request_id}"): "The till types the OTP the customer reads out, or cancels "
+                                                  "(\"otp\": \"ask\")",
+    ("POST", "/{dfsp}/qr"): "Make a merchant's QR code (static, or with an amount): its payload, an SVG and a "
+                            "text drawing",
+    ("POST", "/{dfsp}/payQr"): "A customer pays the merchant a QR code's payload names",
+    ("GET", "/{dfsp}/transactionStatus/{transaction_id}"): "Ask the payee's DFSP about a payment this DFSP made "
+                                                           "(GET /transactions/{ID} through the hub)",
+    ("GET", "/{dfsp}/customers"): "The DFSP's customers and their balances",
+    ("POST", "/{dfsp}/customers"): "A new customer joins the DFSP, with a new phone number registered in the "
+                                   "hub's oracle",
+    ("POST", "/{dfsp}/customers/generate"): "Create many customers at once and register them in the hub's oracle "
+                                            "(for a payroll)",
+    ("GET", "/{dfsp}/customers/{customer_id}"): "One customer, with their balance and settings",
+    ("GET", "/{dfsp}/customers/{customer_id}/messages"): "The texts on a customer's phone, newest first",
+    ("GET", "/{dfsp}/customers/{customer_id}/settings"): "How a customer answers a request to pay",
+    ("PUT", "/{dfsp}/customers/{customer_id}/settings"): "Set how a customer answers a request to pay (approve, "
+                                                         "decline, ignore, ask)",
+    ("GET", "/{dfsp}/customers/{customer_id}/requests"): "The requests to pay waiting for a customer's answer",
+    ("POST", "/{dfsp}/customers/{customer_id}/requests/{request_id}"): "A customer approves or declines a request "
+                                                                       "to pay on their phone",
+    ("GET", "/{dfsp}/transfers/recent"): "The DFSP's last transfers, the callbacks nobody waited for and the "
+                                         "requests to pay it received",
+    ("GET", "/{dfsp}/faults"): "The fault injected into the DFSP, if any",
+    ("PUT", "/{dfsp}/faults"): "Make the DFSP slow, silent, rejecting or down, or normal again",
+    ("POST", "/{dfsp}/bulkPay"): "A customer pays many people at once: lookups, then bulk quotes and bulk "
+                                 "transfers through the hub",
+    ("GET", "/{dfsp}/consents"): "The DFSP's consents (linked accounts), newest first",
+    ("POST", "/{dfsp}/consents/{consent_id}/revoke"): "The DFSP revokes a consent, as a customer would in their "
+                                                      "wallet's settings",
+    ("GET", "/{dfsp}/tplogin/{request_id}"): "The DFSP's login page of a consent request's WEB channel",
+    ("POST", "/{dfsp}/tplogin/{request_id}"): "The user allows or denies the PISP on the DFSP's login page; back "
+                                              "to the PISP's callbackUri",
+    ("POST", "/{name}/link"): "The PISP links a customer's account at a DFSP (OTP or WEB login) and registers a "
+                              "credential",
+    ("POST", "/{name}/pay"): "The PISP pays someone from a linked account, with a signed authorization",
+    ("POST", "/{name}/unlink"): "The PISP revokes one of its links (DELETE /consents/{ID} to the DFSP)",
+    ("GET", "/{name}/links"): "The PISP's links, newest first",
+    ("GET", "/{name}/linked"): "The page the PISP's user comes back to after the DFSP's login page",
+}
+
+# the wallet port, one line per operation (docs/wallet.md)
+_WALLET_SUMMARIES: dict[tuple[str, str], str] = {
+    ("GET", "/"): "The room: two phones, a merchant's till, the budgeting app and the hub",
+    ("GET", "/phone/{dfsp}/{customer_id}"): "One customer's phone, full screen",
+    ("GET", "/till/{dfsp}/{customer_id}"): "One merchant's or agent's till",
+    ("GET", "/hub"): "The hub pane alone: the messages of the current payment, the positions, the open window",
+    ("GET", "/pisp"): "The budgeting app (the simulated PISP) alone",
+    ("GET", "/join"): "Join as a new customer, for a workshop participant's own phone",
+    ("GET", "/static/{name}"): "One of the page's files (scripts, styles)",
+    ("GET", "/api/config"): "The simulated DFSPs, their fees and customers, the PISPs, and the join URL",
+    ("GET", "/api/sim/{path}"): "The sim port's driving API, passed through as it is",
+    ("POST", "/api/sim/{path}"): "The sim port's driving API, passed through as it is",
+    ("PUT", "/api/sim/{path}"): "The sim port's driving API, passed through as it is",
+    ("GET", "/api/qrs"): "The last QR codes made on tills through the page, newest first",
+    ("GET", "/api/hub"): "Each DFSP's position, Net Debit Cap, settlement balance and liquidity, and the open "
+                         "settlement window",
+    ("POST", "/api/join"): "A new customer at one of the simulated wallet DFSPs (taken in turn), registered in the hub's "
+                              "oracle",
+    ("GET", "/api/join-qr"): "The join page's address and its QR code, when the hub listens beyond loopback",
+    ("GET", "/api/events"): "Server-sent events: the simulators' messages, texts, balances and flows, and the "
+                            "hub's events",
+}
+
+
 # --------------------------------------------------------------------------- the sim port
 
 
@@ -306,7 +388,10 @@ def sim_api(app: Sanic) -> Api:
     from miniloop.api.openapi import routes
 
     bodies: dict[tuple[str, str], type] = {}
+    fspiop: set[tuple[str, str]] = set()
     for path, method, handler, _ in routes(app):
+        if _is_fspiop(handler):
+            fspiop.add((method, path))
         if method in ("POST", "PUT", "PATCH"):
             if _is_fspiop(handler):
                 bodies[(method, path)] = FspiopBody
@@ -360,12 +445,17 @@ def sim_api(app: Sanic) -> Api:
                                                                                "ErrorInformationObject"}}}}}
         return dict(FLOW_ANSWERS) if (method, path) in _FLOWS else {}
 
+    def summary(method: str, path: str) -> str | None:
+        if (method, path) in fspiop:
+            return fspiop_summary(method, _fspiop_path(path), receiver="sim")
+        return _DRIVING_SUMMARIES.get((method, path))
+
     return Api(
         title="miniloop simulated DFSPs (sim port)",
         description="Every simulated DFSP's FSPIOP endpoints under /{dfsp}, which the hub calls, and the "
                     "driving API for people, the wallet page and scenarios (docs/simulator.md).",
         parameters=parameters, bodies=bodies, body_media=body_media, path_schema=path_schema,
-        success=success, more_answers=more_answers,
+        success=success, more_answers=more_answers, summary=summary,
     )
 
 
@@ -416,6 +506,7 @@ def wallet_api(app: Sanic) -> Api:
                 ("PUT", "/api/sim/{path}"): DrivingBody},
         optional_bodies=frozenset({("POST", "/api/join")}),
         path_schema=path_schema, success=success, more_answers=more_answers,
+        summary=lambda method, path: _WALLET_SUMMARIES.get((method, path)),
     )
 
 

@@ -1,8 +1,10 @@
 """Our own OpenAPI descriptions (GET /openapi.json on the FSPIOP, Admin, Settlement and ALS admin ports):
-valid OpenAPI 3, and listing exactly the routes each app serves (miniloop.api.openapi)."""
+valid OpenAPI 3, listing exactly the routes each app serves (miniloop.api.openapi), each operation
+with a one-line summary of what it does."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +18,7 @@ from miniloop.api.admin import admin_app
 from miniloop.api.als_admin import als_admin_app
 from miniloop.api.common import new_health
 from miniloop.api.fspiop import fspiop_app
-from miniloop.api.openapi import describe, serve_openapi
+from miniloop.api.openapi import describe, fallback_summary, serve_openapi
 from miniloop.api.openapi_apis import APIS
 from miniloop.api.settlement import settlement_app
 
@@ -64,6 +66,18 @@ def _described(doc: dict[str, Any]) -> set[tuple[str, str]]:
             for path, operations in doc["paths"].items() for method in operations}
 
 
+def assert_summaries(doc: dict[str, Any]) -> None:
+    """Every operation has a summary of its own: one line, not the fallback `METHOD path (handler)`
+    an operation gets when nothing describes it (so a new route without one fails here)."""
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            summary = operation.get("summary") or ""
+            assert summary.strip() and "\n" not in summary and len(summary) <= 240, where
+            fallback = re.escape(fallback_summary(method.upper(), path, "HANDLER")).replace("HANDLER", r"\w+")
+            assert not re.fullmatch(fallback, summary), f"{where} has no summary of its own: {summary!r}"
+
+
 APPS = _apps()
 Sanic._app_registry.clear()  # the apps above are not started; let the tests make their own
 
@@ -83,6 +97,33 @@ def test_description_is_valid_and_lists_every_route(name: str) -> None:
             assert {"4XX", "5XX"} <= set(operation["responses"]), where
             if method in ("post", "put", "patch") and path not in ("/openapi.json",):
                 assert "requestBody" in operation, f"{where} has no body in the description"
+
+
+@pytest.mark.parametrize("name", ["fspiop", "admin", "settlement", "als_admin"])
+def test_every_operation_has_a_summary(name: str) -> None:
+    assert_summaries(describe(APPS[name], APIS[name]))
+
+
+def test_summaries_say_what_an_operation_does() -> None:
+    fspiop = describe(APPS["fspiop"], APIS["fspiop"])["paths"]
+    assert fspiop["/transfers"]["post"]["summary"].startswith("Prepare a transfer: ")
+    assert "reserves the amount on the payer's position" in fspiop["/transfers"]["post"]["summary"]
+    assert fspiop["/transfers/{transfer_id}/error"]["put"]["summary"].startswith("The payee's FSP rejects")
+    assert "an error callback about a quote" in fspiop["/quotes/{quote_id}/error"]["put"]["summary"].lower()
+    assert "501" in fspiop["/consentRequests/{resource_id}"]["get"]["summary"]
+    assert fspiop["/parties/{type}/{id}/{sub_id}"]["get"]["summary"].endswith("(a party with a SubId)")
+    assert fspiop["/health"]["get"]["summary"].startswith("The hub's health")
+    admin = describe(APPS["admin"], APIS["admin"])["paths"]
+    assert admin["/participants/{name}/initialPositionAndLimits"]["post"]["summary"].startswith(
+        "Set a participant's Net Debit Cap")
+    als = describe(APPS["als_admin"], APIS["als_admin"])["paths"]
+    assert als["/authService/consents"]["post"]["summary"].startswith("A DFSP registers a consent's credential")
+    # without the hook, an operation falls back to `METHOD path (handler)`, which the check above refuses
+    bare = describe(APPS["admin"], dataclasses.replace(APIS["admin"], summary=lambda method, path: None))
+    assert bare["paths"]["/participants"]["post"]["summary"] == fallback_summary(
+        "POST", "/participants", "create_participant")
+    with pytest.raises(AssertionError, match="no summary of its own"):
+        assert_summaries(bare)
 
 
 def test_fspiop_operations_name_their_headers_and_bodies() -> None:
@@ -153,3 +194,4 @@ def test_a_hub_serves_its_descriptions(module_hubs: Any) -> None:
         doc = answer.json()
         _validate(doc)
         assert ("GET", "/openapi.json") in _described(doc)
+        assert_summaries(doc)  # with the hub's /metrics

@@ -1,6 +1,6 @@
 """The sim and wallet ports' OpenAPI descriptions (GET /openapi.json, mobile_sim.openapi): valid
 OpenAPI 3, listing exactly the routes each app serves, with the bodies, headers and answers the
-handlers really have."""
+handlers really have, and a one-line summary of every operation."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from miniloop.api.openapi import describe, serve_openapi
 from mobile_sim.app import sim_app
 from mobile_sim.openapi import apis
 from mobile_sim.web import wallet_app
-from tests.test_openapi import _described, _served, _validate
+from tests.test_openapi import _described, _served, _validate, assert_summaries
 
 
 def _apps() -> dict[str, Sanic]:
@@ -49,6 +49,23 @@ def test_description_is_valid_and_lists_every_route(name: str) -> None:
             assert {"4XX", "5XX"} <= set(operation["responses"]), where
             if method in ("post", "put", "patch") and (method, path) != ("post", "/{dfsp}/consents/{consent_id}/revoke"):
                 assert "requestBody" in operation, f"{where} has no body in the description"
+
+
+@pytest.mark.parametrize("name", ["sim", "wallet"])
+def test_every_operation_has_a_summary(name: str) -> None:
+    assert_summaries(describe(APPS[name], APIS[name]))
+
+
+def test_summaries_say_what_an_operation_does() -> None:
+    sim = describe(APPS["sim"], APIS["sim"])["paths"]
+    prepare = sim["/{dfsp}/transfers"]["post"]["summary"]
+    assert prepare.startswith("A simulated DFSP receives the prepare of a transfer, as the payee's FSP")
+    assert sim["/{name}/consents/{item}"]["patch"]["summary"].startswith("A simulated DFSP or PISP receives")
+    assert "unmatched" in sim["/{name}/accounts/{item}"]["delete"]["summary"]  # not in the Third-party API
+    assert sim["/{dfsp}/send"]["post"]["summary"].startswith("A customer of the DFSP pays someone")
+    assert sim["/{dfsp}/consents"]["get"]["summary"].startswith("The DFSP's consents")  # driving, same path
+    wallet = describe(APPS["wallet"], APIS["wallet"])["paths"]
+    assert wallet["/api/events"]["get"]["summary"].startswith("Server-sent events")
 
 
 def test_sim_fspiop_routes_want_fspiop_source_and_answer_with_no_body() -> None:
@@ -105,3 +122,4 @@ def test_a_hub_serves_the_sim_and_wallet_descriptions(module_hubs: Any) -> None:
         _validate(doc)
         assert ("GET", "/openapi.json") in _described(doc)
         assert ("GET", "/metrics") in _described(doc)
+        assert_summaries(doc)

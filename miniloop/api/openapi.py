@@ -8,8 +8,8 @@ from the route's pattern (`<transfer_id>` is `{transfer_id}`, `<id:int>` an inte
 body from the msgspec Struct the handler decodes (found in the handler's own code, see
 `body_model`), its answer from the status the handler returns, and every error as the one FSPIOP
 error body. What a route cannot tell about itself (the FSPIOP headers, the Admin API's bodies,
-which are checked field by field rather than by a Struct) comes from the per-API builders in
-miniloop.api.openapi_apis.
+which are checked field by field rather than by a Struct, a one-line summary of what each
+operation does) comes from the per-API builders in miniloop.api.openapi_apis.
 
 The body schemas are msgspec's JSON Schema for the Structs (`msgspec.json.schema_components`),
 with the patterns turned from Python's `\\A...\\Z` into JSON Schema's `^...$`.
@@ -67,6 +67,23 @@ class Api:
     # (method, path template) -> further answers of an operation by status ("502": a payment that
     # failed downstream, with the flow's body), also "4XX" when not only the FSPIOP error body
     more_answers: Callable[[str, str], dict[str, dict[str, Any]]] = lambda method, path: {}
+    # (method, path template) -> the operation's summary, one line saying what it does; None: the
+    # routes every port shares (GENERIC_SUMMARIES), else the handler's docstring, else the fallback
+    summary: Callable[[str, str], str | None] = lambda method, path: None
+
+
+# what /health, /metrics and /openapi.json do, on every port that has them
+GENERIC_SUMMARIES: dict[tuple[str, str], str] = {
+    ("GET", "/health"): "The hub's health, as on every port: up or down, its uptime, and the state of the "
+                        "ledger's writer and of NATS",
+    ("GET", "/metrics"): "The hub's metrics, in Prometheus' text format (docs/metrics.md)",
+    ("GET", PATH): "This description: an OpenAPI 3.1 document made from the routes this port serves",
+}
+
+
+def fallback_summary(method: str, path: str, handler_name: str) -> str:
+    """The summary of an operation nothing describes: `POST /participants (create_participant)`."""
+    return f"{method} {path} ({handler_name})"
 
 
 def serve_openapi(app: Sanic, name: str, apis: dict[str, Api] | None = None) -> None:
@@ -137,7 +154,8 @@ def _operation(app: Sanic, api: Api, path: str, method: str, handler: Any,
     doc = inspect.getdoc(inspect.unwrap(handler)) or ""
     operation: dict[str, Any] = {
         "operationId": f"{method.lower()}_{_slug(path)}",
-        "summary": doc.split("\n\n")[0].replace("\n", " ") if doc else f"{method} {path} ({name})",
+        "summary": api.summary(method, path) or GENERIC_SUMMARIES.get((method, path))
+        or (doc.split("\n\n")[0].replace("\n", " ") if doc else fallback_summary(method, path, name)),
         "tags": [path.strip("/").split("/")[0 if not path.startswith("/v2/") else 1] or "root"],
         "parameters": [_path_parameter(p, kind, api.path_schema(path, p)) for p, kind in params]
         + api.parameters(method, path, handler),
