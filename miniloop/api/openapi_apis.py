@@ -76,6 +76,14 @@ def _header(name: str, required: bool, schema: dict[str, Any], description: str)
     return {"name": name, "in": "header", "required": required, "schema": schema, "description": description}
 
 
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+_CURRENCY_FILTER = _query("currency", {"type": "string", "minLength": 3, "maxLength": 3})
+
+
 def fspiop_parameters(method: str, path: str, handler: Any) -> list[dict[str, Any]]:
     resource = _resource(path)
     if resource is None:
@@ -95,8 +103,7 @@ def fspiop_parameters(method: str, path: str, handler: Any) -> list[dict[str, An
     params.append(_header("FSPIOP-Destination", not optional, _FSP_ID,
                           "the participant the message is for" + (" (the hub finds it when absent)" if optional else "")))
     if method == "GET" and path.startswith(_CURRENCY_QUERY):
-        params.append({"name": "currency", "in": "query", "required": False,
-                       "schema": {"type": "string", "minLength": 3, "maxLength": 3}})
+        params.append(_CURRENCY_FILTER)
     if method == "GET" and path.startswith("/authorizations/"):
         fields = msgspec.structs.fields(AuthorizationsQuery)
         (ref,), components = msgspec.json.schema_components([AuthorizationsQuery])
@@ -648,18 +655,13 @@ _ALS_BODIES: dict[tuple[str, str], type] = {
 }
 
 
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
-
-
 def als_admin_parameters(method: str, path: str, handler: Any) -> list[dict[str, Any]]:
     """The filters of GET /oracles and of a party lookup; for /authService, the FSPIOP headers
     (FSPIOP-Destination optional: the switch has already routed the message by it)."""
-    currency = {"type": "string", "minLength": 3, "maxLength": 3}
     if method == "GET" and path == "/oracles":
-        return [_query("type", {"type": "string", "enum": list(PARTY_ID_TYPES)}), _query("currency", currency)]
+        return [_query("type", {"type": "string", "enum": list(PARTY_ID_TYPES)}), _CURRENCY_FILTER]
     if method == "GET" and path.startswith("/oracle/participants/"):
-        return [_query("currency", currency), _query("partySubIdOrType", {"type": "string", "minLength": 1})]
+        return [_CURRENCY_FILTER, _query("partySubIdOrType", {"type": "string", "minLength": 1})]
     if path.startswith(_AUTH_SERVICE + "/"):
         params = fspiop_parameters(method, path.removeprefix(_AUTH_SERVICE), handler)
         return [{**p, "required": False} if p["name"] == "FSPIOP-Destination" else p for p in params]
